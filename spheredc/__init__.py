@@ -1,1 +1,1 @@
-
+"""The ``spheredc`` command line (the front door; nothing imports it)."""

@@ -1,0 +1,140 @@
+"""The ``spheredc`` command: argument parsing only.
+
+Each subcommand imports the package doing the work inside its handler, so
+``spheredc --help`` and light commands such as ``spheredc sequences`` start
+fast. Exit status: 0 success, 1 error, 2 usage error, 3 some input refused
+(files quarantined by ``ingest``).
+"""
+import argparse
+import json
+import sys
+
+EXIT_REFUSED = 3
+
+
+def _print_json(obj):
+    json.dump(obj, sys.stdout, indent=1, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_db(args):
+    from archive.db import Database
+
+    db = Database()
+    if not db.cluster:
+        if args.action != "status":
+            print("SPHEREDC_DATABASE_URL is set: the external database is not managed by "
+                  "spheredc", file=sys.stderr)
+            return 1
+        db.ensure_ready()
+        status = {"embedded": False, "url": db.settings.database_url, "running": True}
+    elif args.action == "start":
+        started = db.cluster.start(port=args.port)
+        db.ensure_ready()
+        status = dict(db.cluster.status(), started=started)
+    elif args.action == "stop":
+        status = dict(db.cluster.status(), stopped=db.cluster.stop())
+        status["running"] = db.cluster.is_running()
+    else:
+        status = db.cluster.status()
+    if args.json:
+        _print_json(status)
+    else:
+        where = status.get("pgdata") or status.get("url")
+        state = "running" if status["running"] else "stopped"
+        port = f", TCP 127.0.0.1:{status['tcp_port']}" if status.get("tcp_port") else ""
+        print(f"database {state} ({where}{port})")
+    return 0
+
+
+def cmd_simulate(args):
+    from reduction.simulator import simulate_night
+
+    truth = simulate_night(args.outdir, seed=args.seed, night=args.night, small=args.small)
+    summary = {"outdir": args.outdir, "night": truth["night"], "files": len(truth["files"]),
+               "sequences": sorted(truth["sequences"])}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"simulated night {summary['night']}: {summary['files']} files in {args.outdir} "
+              f"(sequences: {', '.join(summary['sequences'])}; truth in truth.json)")
+    return 0
+
+
+def cmd_ingest(args):
+    from archive.db import Database
+    from ingest.run import ingest_paths
+    from ingest.report import format_ingest_report
+
+    report = ingest_paths(args.paths, Database(), workers=args.workers,
+                          progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(format_ingest_report(report))
+    return EXIT_REFUSED if report.quarantined else 0
+
+
+def cmd_sequences(args):
+    from archive.db import Database
+    from ingest.report import fetch_sequences, format_sequences
+
+    with Database().connect() as conn:
+        rows = fetch_sequences(conn, night=args.night, target=args.target)
+    if args.json:
+        _print_json(rows)
+    else:
+        print(format_sequences(rows))
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="spheredc", description=__doc__.splitlines()[0].rstrip(":")
+                                .replace("The ``spheredc`` command", "spheredc: the SPHERE data "
+                                         "center"))
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("db", help="manage the embedded PostgreSQL cluster")
+    s.add_argument("action", choices=["start", "stop", "status"])
+    s.add_argument("--port", type=int, help="also listen on 127.0.0.1:PORT (start only)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("simulate", help="write a realistic simulated SPHERE night")
+    s.add_argument("outdir")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--night", help="YYYY-MM-DD (evening date)")
+    s.add_argument("--small", action="store_true", help="small night for tests and demos")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("ingest", help="ingest raw files and folders into the archive")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--workers", type=int, help="header-reading processes (default: CPUs)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("sequences", help="list sequences with their calibration status")
+    s.add_argument("--night", help="only this night (YYYY-MM-DD)")
+    s.add_argument("--target", help="only this target (case-insensitive substring)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sequences)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from archive.exceptions import ArchiveError
+
+    try:
+        return args.func(args) or 0
+    except ArchiveError as exc:
+        print(f"spheredc: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("spheredc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Session fixtures: a real embedded PostgreSQL with pg_sphere, a simulated night.
+
+Nothing of ours is mocked: the database is the project's own embedded
+cluster in a temporary ``SPHEREDC_HOME``, started once per test session.
+"""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def spheredc_home(tmp_path_factory):
+    """A fresh ``SPHEREDC_HOME`` for the session, exported for subprocesses."""
+    home = tmp_path_factory.mktemp("spheredc_home")
+    old = os.environ.get("SPHEREDC_HOME")
+    os.environ["SPHEREDC_HOME"] = str(home)
+    os.environ.pop("SPHEREDC_DATABASE_URL", None)
+    yield home
+    if old is None:
+        os.environ.pop("SPHEREDC_HOME", None)
+    else:
+        os.environ["SPHEREDC_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def database(spheredc_home):
+    """The embedded database (started, migrated), stopped at the end of the session."""
+    from archive.config import load_settings
+    from archive.db import Database
+
+    db = Database(load_settings())
+    db.ensure_ready()
+    yield db
+    db.engine.dispose()
+    db.cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def external_database(tmp_path_factory):
+    """A second cluster reached only through ``SPHEREDC_DATABASE_URL`` over TCP.
+
+    It stands for "any PostgreSQL by configuration": spheredc does not manage it.
+    """
+    from archive.config import Settings
+    from archive.db import Database
+    from archive.embedded import EmbeddedCluster
+
+    home = tmp_path_factory.mktemp("external_pg")
+    port = _free_port()
+    cluster = EmbeddedCluster(Settings(home=home))
+    cluster.start(port=port)
+    url = f"postgresql://spheredc@127.0.0.1:{port}/spheredc"
+    yield Database(Settings(home=tmp_path_factory.mktemp("ext_home"), database_url=url))
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def small_night(tmp_path_factory):
+    """A simulated ``--small`` night (seed 1): (folder, truth dict)."""
+    from reduction.simulator import simulate_night
+
+    out = tmp_path_factory.mktemp("night_seed1")
+    truth = simulate_night(str(out), seed=1, small=True)
+    return out, truth
+
+
+def run_cli(*args, env=None, timeout=600, check=False):
+    """Run ``spheredc`` in a subprocess, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "spheredc", *map(str, args)], cwd=REPO,
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"spheredc {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
