@@ -16,7 +16,7 @@ SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 #: Column types a schema file may use.
 COLUMN_TYPES = ("smallint", "integer", "bigint", "real", "double", "text", "boolean",
-                "timestamp", "spoint", "text[]")
+                "timestamp", "spoint", "text[]", "json")
 
 _COLUMN_KEYS = {"name", "type", "unit", "ucd", "utype", "description", "nullable", "indexed",
                 "principal", "identity", "computed", "std", "default"}
@@ -139,7 +139,7 @@ def _sqlalchemy_type(col):
     return {"smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger,
             "real": sa.REAL, "double": pg.DOUBLE_PRECISION, "text": sa.Text,
             "boolean": sa.Boolean, "timestamp": sa.DateTime, "spoint": SPoint,
-            "text[]": lambda: pg.ARRAY(sa.Text)}[col.type]()
+            "text[]": lambda: pg.ARRAY(sa.Text), "json": pg.JSONB}[col.type]()
 
 
 @functools.cache

@@ -125,15 +125,19 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from archive.exceptions import ArchiveError
+    from ingest.exceptions import IngestError
 
     try:
         return args.func(args) or 0
-    except ArchiveError as exc:
+    except (ArchiveError, IngestError) as exc:
         print(f"spheredc: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("spheredc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""raw files, sequences, calibration associations, quarantine
+"""initial archive tables from schemas/
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 03:52:01.319565
+Create Date: 2026-11-25 03:59:36.407715
 """
 from alembic import op
 import sqlalchemy as sa
@@ -35,6 +35,118 @@ def upgrade():
     comment='Which calibration file is used for which sequence, and why (role and key), with its distance in time. Far calibrations are flagged.'
     )
     op.create_index('ix_calib_associations_checksum', 'calib_associations', ['checksum'], unique=False, schema='sphere')
+    op.create_table('candidates',
+    sa.Column('candidate_id', sa.Text(), nullable=False, comment='Candidate identifier.'),
+    sa.Column('sequence_id', sa.Text(), nullable=False, comment='Sequence it was found in.'),
+    sa.Column('product_id', sa.Text(), nullable=True, comment='Final image it was measured on.'),
+    sa.Column('target_name', sa.Text(), nullable=True, comment='Host star.'),
+    sa.Column('epoch_mjd', sa.DOUBLE_PRECISION(), nullable=True, comment='Epoch of the observation (MJD, UTC).'),
+    sa.Column('filter', sa.Text(), nullable=True, comment='Filter (or field) of the measurement.'),
+    sa.Column('algorithm', sa.Text(), nullable=True, comment='Speckle subtraction used (e.g. pca_adi).'),
+    sa.Column('sep_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='Separation from the star.'),
+    sa.Column('sep_err_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='Uncertainty of the separation.'),
+    sa.Column('pa_deg', sa.DOUBLE_PRECISION(), nullable=True, comment='Position angle from north through east.'),
+    sa.Column('pa_err_deg', sa.DOUBLE_PRECISION(), nullable=True, comment='Uncertainty of the position angle.'),
+    sa.Column('dra_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='Offset in right ascension (east positive, times cos dec).'),
+    sa.Column('ddec_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='Offset in declination (north positive).'),
+    sa.Column('contrast_mag', sa.DOUBLE_PRECISION(), nullable=True, comment='Contrast with the star (magnitude difference, throughput corrected).'),
+    sa.Column('contrast_err_mag', sa.DOUBLE_PRECISION(), nullable=True, comment='Uncertainty of the contrast.'),
+    sa.Column('snr', sa.DOUBLE_PRECISION(), nullable=True, comment='Signal-to-noise ratio (small-sample statistics, Mawet et al. 2014).'),
+    sa.Column('x_px', sa.DOUBLE_PRECISION(), nullable=True, comment='Position in the final image (0-based).'),
+    sa.Column('y_px', sa.DOUBLE_PRECISION(), nullable=True, comment='Position in the final image (0-based).'),
+    sa.Column('ra', sa.DOUBLE_PRECISION(), nullable=True, comment='Absolute right ascension at the epoch (ICRS).'),
+    sa.Column('dec', sa.DOUBLE_PRECISION(), nullable=True, comment='Absolute declination at the epoch (ICRS).'),
+    sa.Column('pos', archive.pgsphere.SPoint(), sa.Computed('spoint(radians(ra), radians(dec))', persisted=True), nullable=True, comment='Position as a pg_sphere point.'),
+    sa.Column('healpix_nest', sa.BigInteger(), nullable=True, comment='HEALPix index (NESTED, order 29).'),
+    sa.Column('prog_id', sa.Text(), nullable=True, comment='ESO programme of the data.'),
+    sa.Column('release_date', sa.DateTime(), nullable=True, comment='When the row becomes public (UTC).'),
+    sa.PrimaryKeyConstraint('candidate_id', name='candidates_pkey'),
+    schema='sphere',
+    comment='Point sources detected around the target stars (companion candidates), with astrometry and photometry relative to the star at the epoch of observation.'
+    )
+    op.create_index('ix_candidates_healpix_nest', 'candidates', ['healpix_nest'], unique=False, schema='sphere')
+    op.create_index('ix_candidates_pos', 'candidates', ['pos'], unique=False, schema='sphere', postgresql_using='gist')
+    op.create_index('ix_candidates_product_id', 'candidates', ['product_id'], unique=False, schema='sphere')
+    op.create_index('ix_candidates_prog_id', 'candidates', ['prog_id'], unique=False, schema='sphere')
+    op.create_index('ix_candidates_sequence_id', 'candidates', ['sequence_id'], unique=False, schema='sphere')
+    op.create_index('ix_candidates_target_name', 'candidates', ['target_name'], unique=False, schema='sphere')
+    op.create_table('detection_limits',
+    sa.Column('sequence_id', sa.Text(), nullable=False, comment='Sequence.'),
+    sa.Column('filter', sa.Text(), nullable=False, comment='Filter (or field).'),
+    sa.Column('algorithm', sa.Text(), nullable=False, comment='Speckle subtraction used.'),
+    sa.Column('product_id', sa.Text(), nullable=True, comment='Contrast-curve product.'),
+    sa.Column('target_name', sa.Text(), nullable=True, comment='Target.'),
+    sa.Column('sep_arcsec', sa.DOUBLE_PRECISION(), nullable=False, comment='Separation from the star.'),
+    sa.Column('contrast_5sigma', sa.DOUBLE_PRECISION(), nullable=True, comment='5-sigma contrast (flux ratio).'),
+    sa.Column('contrast_mag_5sigma', sa.DOUBLE_PRECISION(), nullable=True, comment='5-sigma contrast (magnitudes).'),
+    sa.Column('throughput', sa.DOUBLE_PRECISION(), nullable=True, comment='Algorithm throughput at this separation.'),
+    sa.Column('prog_id', sa.Text(), nullable=True, comment='ESO programme of the data.'),
+    sa.Column('release_date', sa.DateTime(), nullable=True, comment='When the row becomes public (UTC).'),
+    sa.PrimaryKeyConstraint('sequence_id', 'filter', 'algorithm', 'sep_arcsec', name='detection_limits_pkey'),
+    schema='sphere',
+    comment='Detection limits: the 5-sigma contrast reached versus separation, throughput and small-sample corrected, per sequence and filter. Non-detections are science too.'
+    )
+    op.create_index('ix_detection_limits_prog_id', 'detection_limits', ['prog_id'], unique=False, schema='sphere')
+    op.create_index('ix_detection_limits_target_name', 'detection_limits', ['target_name'], unique=False, schema='sphere')
+    op.create_table('product_inputs',
+    sa.Column('product_id', sa.Text(), nullable=False, comment='The product.'),
+    sa.Column('input_kind', sa.Text(), nullable=False, comment='raw (a file of sphere.raw_files) or product (of sphere.products).'),
+    sa.Column('input_checksum', sa.Text(), nullable=False, comment='SHA-256 of the input file.'),
+    sa.Column('input_id', sa.Text(), nullable=True, comment='ARCFILE of a raw input, product_id of a product input.'),
+    sa.Column('role', sa.Text(), nullable=False, comment='What the input was for: science, center, flux, sky, background, flat, bad_pixels, master_cube, ...'),
+    sa.PrimaryKeyConstraint('product_id', 'input_checksum', 'role', name='product_inputs_pkey'),
+    schema='sphere',
+    comment='Provenance: the raw files and products each product was made from, and the role they played.'
+    )
+    op.create_index('ix_product_inputs_input_checksum', 'product_inputs', ['input_checksum'], unique=False, schema='sphere')
+    op.create_table('products',
+    sa.Column('product_id', sa.Text(), nullable=False, comment='Product identifier (stable: type, sequence or inputs, version).'),
+    sa.Column('product_type', sa.Text(), nullable=False, comment='What it is: master_background, master_flat, bad_pixel_map, master_cube, psf_cube, frame_table, preview, final_image, snr_map, contrast_curve, hci_fits, spectrum, ...'),
+    sa.Column('level', sa.SmallInteger(), nullable=False, comment='Processing level: 0 calibration, 1 master cube (pre-reduced), 2 post-processed.'),
+    sa.Column('sequence_id', sa.Text(), nullable=True, comment='Sequence it belongs to (null for calibrations shared by several).'),
+    sa.Column('version', sa.Integer(), nullable=False, comment='Version of this product for the same inputs (1, 2, ... on re-reduction).'),
+    sa.Column('is_current', sa.Boolean(), server_default=sa.text('true'), nullable=False, comment='True for the version served by default; older versions stay available.'),
+    sa.Column('run_id', sa.Text(), nullable=True, comment='The processing run that wrote it (sphere.runs).'),
+    sa.Column('recipe', sa.Text(), nullable=True, comment='Recipe that wrote it.'),
+    sa.Column('recipe_version', sa.Text(), nullable=True, comment='Version of that recipe.'),
+    sa.Column('parameters', postgresql.JSONB(astext_type=sa.Text()), nullable=True, comment='Recipe parameters (JSON).'),
+    sa.Column('file_name', sa.Text(), nullable=False, comment='File name.'),
+    sa.Column('path', sa.Text(), nullable=False, comment='Path under SPHEREDC_HOME/products.'),
+    sa.Column('content_type', sa.Text(), nullable=True, comment='MIME type of the file.'),
+    sa.Column('checksum', sa.Text(), nullable=False, comment='SHA-256 of the file.'),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=True, comment='File size.'),
+    sa.Column('created_at', sa.DateTime(), server_default=sa.text('now()'), nullable=False, comment='When it was written (UTC).'),
+    sa.Column('target_name', sa.Text(), nullable=True, comment='Target name.'),
+    sa.Column('ra', sa.DOUBLE_PRECISION(), nullable=True, comment='Right ascension of the field centre (ICRS).'),
+    sa.Column('dec', sa.DOUBLE_PRECISION(), nullable=True, comment='Declination of the field centre (ICRS).'),
+    sa.Column('pos', archive.pgsphere.SPoint(), sa.Computed('spoint(radians(ra), radians(dec))', persisted=True), nullable=True, comment='Field centre as a pg_sphere point.'),
+    sa.Column('healpix_nest', sa.BigInteger(), nullable=True, comment='HEALPix index of the field centre (NESTED, order 29).'),
+    sa.Column('arm', sa.Text(), nullable=True, comment='Instrument arm.'),
+    sa.Column('ins_mode', sa.Text(), nullable=True, comment='Instrument mode.'),
+    sa.Column('filter', sa.Text(), nullable=True, comment='Filter combination.'),
+    sa.Column('wavelength_min_um', sa.DOUBLE_PRECISION(), nullable=True, comment='Shortest wavelength.'),
+    sa.Column('wavelength_max_um', sa.DOUBLE_PRECISION(), nullable=True, comment='Longest wavelength.'),
+    sa.Column('mjd_start', sa.DOUBLE_PRECISION(), nullable=True, comment='Start of the observations used (MJD, UTC).'),
+    sa.Column('mjd_end', sa.DOUBLE_PRECISION(), nullable=True, comment='End of the observations used (MJD, UTC).'),
+    sa.Column('exptime_s', sa.DOUBLE_PRECISION(), nullable=True, comment='Total exposure time of the frames used.'),
+    sa.Column('fov_deg', sa.DOUBLE_PRECISION(), nullable=True, comment='Field of view (diameter).'),
+    sa.Column('pixscale_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='Pixel scale.'),
+    sa.Column('n_frames', sa.Integer(), nullable=True, comment='Number of frames (time axis) in the product.'),
+    sa.Column('prog_id', sa.Text(), nullable=True, comment='ESO programme of the data.'),
+    sa.Column('release_date', sa.DateTime(), nullable=True, comment='When the product becomes public (UTC).'),
+    sa.Column('quality_flags', postgresql.ARRAY(sa.Text()), nullable=True, comment='Quality flags (calibration fallbacks, centring fallback, ...).'),
+    sa.PrimaryKeyConstraint('product_id', name='products_pkey'),
+    schema='sphere',
+    comment='Every file the data center produces (calibrations, master cubes, final images, S/N maps, contrast curves, spectra, previews), versioned and never overwritten, with where it came from.'
+    )
+    op.create_index('ix_products_healpix_nest', 'products', ['healpix_nest'], unique=False, schema='sphere')
+    op.create_index('ix_products_is_current', 'products', ['is_current'], unique=False, schema='sphere')
+    op.create_index('ix_products_pos', 'products', ['pos'], unique=False, schema='sphere', postgresql_using='gist')
+    op.create_index('ix_products_product_type', 'products', ['product_type'], unique=False, schema='sphere')
+    op.create_index('ix_products_prog_id', 'products', ['prog_id'], unique=False, schema='sphere')
+    op.create_index('ix_products_run_id', 'products', ['run_id'], unique=False, schema='sphere')
+    op.create_index('ix_products_sequence_id', 'products', ['sequence_id'], unique=False, schema='sphere')
+    op.create_index('ix_products_target_name', 'products', ['target_name'], unique=False, schema='sphere')
     op.create_table('quarantine',
     sa.Column('quarantine_id', sa.BigInteger(), sa.Identity(always=True), nullable=False, comment='Internal identifier.'),
     sa.Column('file_name', sa.Text(), nullable=False, comment='Name of the refused file.'),
@@ -72,6 +184,7 @@ def upgrade():
     sa.Column('ndit', sa.Integer(), nullable=True, comment='Number of frames in the file (ESO DET NDIT).'),
     sa.Column('exptime', sa.DOUBLE_PRECISION(), nullable=True, comment='Total exposure time (EXPTIME).'),
     sa.Column('mjd_obs', sa.DOUBLE_PRECISION(), nullable=True, comment='Start of the exposure (MJD-OBS, UTC).'),
+    sa.Column('mjd_end', sa.DOUBLE_PRECISION(), nullable=True, comment='End of the last frame (ESO DET FRAM UTC, else start plus exposure time; MJD, UTC).'),
     sa.Column('date_obs', sa.DateTime(), nullable=True, comment='Start of the exposure (DATE-OBS, UTC).'),
     sa.Column('night', sa.Text(), nullable=True, comment='Observing night (YYYY-MM-DD of the evening; nights run from noon to noon UTC).'),
     sa.Column('target_name', sa.Text(), nullable=True, comment='Target name (OBJECT).'),
@@ -80,15 +193,19 @@ def upgrade():
     sa.Column('pos', archive.pgsphere.SPoint(), sa.Computed('spoint(radians(ra), radians(dec))', persisted=True), nullable=True, comment='Pointing as a pg_sphere point (GiST index).'),
     sa.Column('healpix_nest', sa.BigInteger(), nullable=True, comment='HEALPix index of the pointing (NESTED scheme at order 29; shift right by 2*(29-k) bits for order k).'),
     sa.Column('prog_id', sa.Text(), nullable=True, comment='ESO programme identifier (ESO OBS PROG ID).'),
+    sa.Column('release_date', sa.DateTime(), nullable=True, comment='When the data become public (UTC): one year after the observation unless the programme says otherwise.'),
     sa.Column('obs_id', sa.BigInteger(), nullable=True, comment='ESO observation block identifier (ESO OBS ID).'),
     sa.Column('obs_name', sa.Text(), nullable=True, comment='Observation block name (ESO OBS NAME).'),
     sa.Column('pi_coi', sa.Text(), nullable=True, comment='Principal investigator and co-investigators (ESO OBS PI-COI NAME).'),
     sa.Column('tpl_id', sa.Text(), nullable=True, comment='Template identifier (ESO TPL ID).'),
     sa.Column('tpl_start', sa.Text(), nullable=True, comment='Template start (ESO TPL START).'),
     sa.Column('tpl_expno', sa.Integer(), nullable=True, comment='Exposure number within the template (ESO TPL EXPNO).'),
+    sa.Column('tpl_nexp', sa.Integer(), nullable=True, comment='Number of exposures in the template (ESO TPL NEXP).'),
     sa.Column('parang_start', sa.DOUBLE_PRECISION(), nullable=True, comment='Parallactic angle at the start (ESO TEL PARANG START).'),
     sa.Column('parang_end', sa.DOUBLE_PRECISION(), nullable=True, comment='Parallactic angle at the end (ESO TEL PARANG END).'),
     sa.Column('drot2_posang', sa.DOUBLE_PRECISION(), nullable=True, comment='Derotator position angle in field tracking (ESO INS4 DROT2 POSANG).'),
+    sa.Column('drot2_begin', sa.DOUBLE_PRECISION(), nullable=True, comment='Derotator position at the start (ESO INS4 DROT2 BEGIN, or START since June 2021).'),
+    sa.Column('alt_deg', sa.DOUBLE_PRECISION(), nullable=True, comment='Telescope altitude (ESO TEL ALT).'),
     sa.Column('airmass', sa.DOUBLE_PRECISION(), nullable=True, comment='Airmass at the start (ESO TEL AIRM START).'),
     sa.Column('seeing_arcsec', sa.DOUBLE_PRECISION(), nullable=True, comment='DIMM seeing at the start (ESO TEL AMBI FWHM START).'),
     sa.Column('tau0_s', sa.DOUBLE_PRECISION(), nullable=True, comment='Coherence time (ESO TEL AMBI TAU0).'),
@@ -96,6 +213,7 @@ def upgrade():
     sa.Column('waffle_orient', sa.Text(), nullable=True, comment='Waffle spot orientation on CENTER frames (ESO OCS WAFFLE ORIENT).'),
     sa.Column('level', sa.Text(), nullable=True, comment='raw, or reduced for files written by an upstream pipeline recipe (ESO PRO REC1 ID).'),
     sa.Column('pro_rec_id', sa.Text(), nullable=True, comment='Upstream recipe that produced the file (ESO PRO REC1 ID), if any.'),
+    sa.Column('pro_catg', sa.Text(), nullable=True, comment='Upstream product category (ESO PRO CATG), if any.'),
     sa.Column('sequence_id', sa.Text(), nullable=True, comment='Observing sequence the file belongs to (science files only).'),
     sa.Column('quality_notes', postgresql.ARRAY(sa.Text()), nullable=True, comment='Remarks found while classifying the file.'),
     sa.Column('grouped', sa.Boolean(), server_default=sa.text('false'), nullable=False, comment="Internal: true once the file's night has been regrouped into sequences and associated."),
@@ -114,8 +232,33 @@ def upgrade():
     op.create_index('ix_raw_files_night', 'raw_files', ['night'], unique=False, schema='sphere')
     op.create_index('ix_raw_files_pos', 'raw_files', ['pos'], unique=False, schema='sphere', postgresql_using='gist')
     op.create_index('ix_raw_files_prog_id', 'raw_files', ['prog_id'], unique=False, schema='sphere')
+    op.create_index('ix_raw_files_release_date', 'raw_files', ['release_date'], unique=False, schema='sphere')
     op.create_index('ix_raw_files_sequence_id', 'raw_files', ['sequence_id'], unique=False, schema='sphere')
     op.create_index('ix_raw_files_target_name', 'raw_files', ['target_name'], unique=False, schema='sphere')
+    op.create_table('runs',
+    sa.Column('run_id', sa.Text(), nullable=False, comment='Run identifier.'),
+    sa.Column('recipe', sa.Text(), nullable=False, comment='Recipe name.'),
+    sa.Column('recipe_version', sa.Text(), nullable=False, comment='Recipe version.'),
+    sa.Column('pipeline_version', sa.Text(), nullable=True, comment='spheredc version.'),
+    sa.Column('parameters', postgresql.JSONB(astext_type=sa.Text()), nullable=True, comment='Parameters (JSON).'),
+    sa.Column('sequence_id', sa.Text(), nullable=True, comment='Sequence processed, if any.'),
+    sa.Column('inputs_digest', sa.Text(), nullable=True, comment='Digest of the inputs, recipe version and parameters: a run with the same digest would write the same products.'),
+    sa.Column('status', sa.Text(), nullable=False, comment='queued, running, done, failed or refused.'),
+    sa.Column('error', sa.Text(), nullable=True, comment='Why it failed or was refused.'),
+    sa.Column('quality_flags', postgresql.ARRAY(sa.Text()), nullable=True, comment='Quality flags raised by the run.'),
+    sa.Column('timings', postgresql.JSONB(astext_type=sa.Text()), nullable=True, comment='Seconds spent per step (JSON).'),
+    sa.Column('host', sa.Text(), nullable=True, comment='Worker that ran it.'),
+    sa.Column('started_at', sa.DateTime(), nullable=True, comment='Start (UTC).'),
+    sa.Column('finished_at', sa.DateTime(), nullable=True, comment='End (UTC).'),
+    sa.Column('duration_s', sa.DOUBLE_PRECISION(), nullable=True, comment='Wall time.'),
+    sa.PrimaryKeyConstraint('run_id', name='runs_pkey'),
+    schema='sphere',
+    comment='Processing runs: which recipe and version ran with which parameters on which inputs, how long it took and how it ended.'
+    )
+    op.create_index('ix_runs_inputs_digest', 'runs', ['inputs_digest'], unique=False, schema='sphere')
+    op.create_index('ix_runs_recipe', 'runs', ['recipe'], unique=False, schema='sphere')
+    op.create_index('ix_runs_sequence_id', 'runs', ['sequence_id'], unique=False, schema='sphere')
+    op.create_index('ix_runs_status', 'runs', ['status'], unique=False, schema='sphere')
     op.create_table('sequences',
     sa.Column('sequence_id', sa.Text(), nullable=False, comment='Sequence identifier: arm and start of its first file.'),
     sa.Column('arm', sa.Text(), nullable=False, comment='Instrument arm.'),
@@ -132,6 +275,7 @@ def upgrade():
     sa.Column('mjd_start', sa.DOUBLE_PRECISION(), nullable=True, comment='Start of the first file (MJD, UTC).'),
     sa.Column('mjd_end', sa.DOUBLE_PRECISION(), nullable=True, comment='End of the last file (MJD, UTC).'),
     sa.Column('prog_id', sa.Text(), nullable=True, comment='ESO programme identifier.'),
+    sa.Column('release_date', sa.DateTime(), nullable=True, comment='When the data become public (UTC): one year after the observation unless the programme says otherwise.'),
     sa.Column('obs_id', sa.BigInteger(), nullable=True, comment='ESO observation block identifier.'),
     sa.Column('level', sa.Text(), nullable=True, comment='raw, or reduced when the files come from an upstream recipe.'),
     sa.Column('n_files', sa.Integer(), nullable=True, comment='Number of science files in the sequence.'),
@@ -159,12 +303,14 @@ def upgrade():
     op.create_index('ix_sequences_night', 'sequences', ['night'], unique=False, schema='sphere')
     op.create_index('ix_sequences_pos', 'sequences', ['pos'], unique=False, schema='sphere', postgresql_using='gist')
     op.create_index('ix_sequences_prog_id', 'sequences', ['prog_id'], unique=False, schema='sphere')
+    op.create_index('ix_sequences_release_date', 'sequences', ['release_date'], unique=False, schema='sphere')
     op.create_index('ix_sequences_target_name', 'sequences', ['target_name'], unique=False, schema='sphere')
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index('ix_sequences_target_name', table_name='sequences', schema='sphere')
+    op.drop_index('ix_sequences_release_date', table_name='sequences', schema='sphere')
     op.drop_index('ix_sequences_prog_id', table_name='sequences', schema='sphere')
     op.drop_index('ix_sequences_pos', table_name='sequences', schema='sphere', postgresql_using='gist')
     op.drop_index('ix_sequences_night', table_name='sequences', schema='sphere')
@@ -173,8 +319,14 @@ def downgrade():
     op.drop_index('ix_sequences_calib_status', table_name='sequences', schema='sphere')
     op.drop_index('ix_sequences_arm', table_name='sequences', schema='sphere')
     op.drop_table('sequences', schema='sphere')
+    op.drop_index('ix_runs_status', table_name='runs', schema='sphere')
+    op.drop_index('ix_runs_sequence_id', table_name='runs', schema='sphere')
+    op.drop_index('ix_runs_recipe', table_name='runs', schema='sphere')
+    op.drop_index('ix_runs_inputs_digest', table_name='runs', schema='sphere')
+    op.drop_table('runs', schema='sphere')
     op.drop_index('ix_raw_files_target_name', table_name='raw_files', schema='sphere')
     op.drop_index('ix_raw_files_sequence_id', table_name='raw_files', schema='sphere')
+    op.drop_index('ix_raw_files_release_date', table_name='raw_files', schema='sphere')
     op.drop_index('ix_raw_files_prog_id', table_name='raw_files', schema='sphere')
     op.drop_index('ix_raw_files_pos', table_name='raw_files', schema='sphere', postgresql_using='gist')
     op.drop_index('ix_raw_files_night', table_name='raw_files', schema='sphere')
@@ -187,6 +339,27 @@ def downgrade():
     op.drop_table('raw_files', schema='sphere')
     op.drop_index('ix_quarantine_reason_code', table_name='quarantine', schema='sphere')
     op.drop_table('quarantine', schema='sphere')
+    op.drop_index('ix_products_target_name', table_name='products', schema='sphere')
+    op.drop_index('ix_products_sequence_id', table_name='products', schema='sphere')
+    op.drop_index('ix_products_run_id', table_name='products', schema='sphere')
+    op.drop_index('ix_products_prog_id', table_name='products', schema='sphere')
+    op.drop_index('ix_products_product_type', table_name='products', schema='sphere')
+    op.drop_index('ix_products_pos', table_name='products', schema='sphere', postgresql_using='gist')
+    op.drop_index('ix_products_is_current', table_name='products', schema='sphere')
+    op.drop_index('ix_products_healpix_nest', table_name='products', schema='sphere')
+    op.drop_table('products', schema='sphere')
+    op.drop_index('ix_product_inputs_input_checksum', table_name='product_inputs', schema='sphere')
+    op.drop_table('product_inputs', schema='sphere')
+    op.drop_index('ix_detection_limits_target_name', table_name='detection_limits', schema='sphere')
+    op.drop_index('ix_detection_limits_prog_id', table_name='detection_limits', schema='sphere')
+    op.drop_table('detection_limits', schema='sphere')
+    op.drop_index('ix_candidates_target_name', table_name='candidates', schema='sphere')
+    op.drop_index('ix_candidates_sequence_id', table_name='candidates', schema='sphere')
+    op.drop_index('ix_candidates_prog_id', table_name='candidates', schema='sphere')
+    op.drop_index('ix_candidates_product_id', table_name='candidates', schema='sphere')
+    op.drop_index('ix_candidates_pos', table_name='candidates', schema='sphere', postgresql_using='gist')
+    op.drop_index('ix_candidates_healpix_nest', table_name='candidates', schema='sphere')
+    op.drop_table('candidates', schema='sphere')
     op.drop_index('ix_calib_associations_checksum', table_name='calib_associations', schema='sphere')
     op.drop_table('calib_associations', schema='sphere')
     op.execute('DROP SCHEMA IF EXISTS sphere')
