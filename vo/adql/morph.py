@@ -1,0 +1,304 @@
+"""ADQL to PostgreSQL + pg_sphere (pass 4 of 5).
+
+Small functions keyed by node type, run bottom-up by `morph`; each returns
+the replacement node and may record warnings.  Angles are degrees in ADQL and
+radians in pg_sphere, so every geometry constructor converts on the way in and
+every angle coming out (DISTANCE, COORD1, ...) is converted back.
+"""
+import dataclasses
+
+from . import nodes as n
+from .exceptions import ADQLTranslationError
+from .stcs import polygon_literal, stcs_to_pgsphere
+
+__all__ = ['morph', 'Morpher']
+
+_SAME_NAME = {'ABS', 'ACOS', 'ASIN', 'ATAN', 'ATAN2', 'CEILING', 'COS', 'COT', 'DEGREES',
+              'EXP', 'FLOOR', 'POWER', 'RADIANS', 'SIN', 'SQRT', 'TAN', 'PI', 'LOWER',
+              'UPPER', 'COALESCE', 'NULLIF', 'GREATEST', 'LEAST', 'COUNT', 'AVG', 'SUM',
+              'MIN', 'MAX'}
+_ICRS_LIKE = {'', 'ICRS', 'J2000', 'UNKNOWNFRAME'}
+
+
+def _f(name, *args):
+    return n.SqlFunc(name, tuple(args))
+
+
+def _num_value(node):
+    """The float value of a numeric literal (optionally signed), else None."""
+    if isinstance(node, n.Literal) and node.kind == 'number':
+        return float(node.text)
+    if isinstance(node, n.Unary) and node.op in '+-':
+        v = _num_value(node.operand)
+        return None if v is None else (-v if node.op == '-' else v)
+    return None
+
+
+def _is_point(node):
+    return isinstance(node, n.SqlFunc) and node.name == 'spoint' or (
+        isinstance(node, n.SqlRaw) and node.text.startswith('spoint '))
+
+
+def _as_int_test(op, left, right):
+    """A pg_sphere boolean test as ADQL's integer 0/1 value."""
+    return n.Cast(n.SqlOp(op, left, right), 'INTEGER')
+
+
+def _spoly(points):
+    """A polygon from spoint expressions: pg_sphere only builds one with its aggregate."""
+    rows = ', '.join(f'({i}, {{{i}}})' for i in range(len(points)))
+    from .flatten import flatten
+    rows = rows.format(*[flatten(p) for p in points])
+    return n.SqlRaw(f'(SELECT spoly(v.p ORDER BY v.i) FROM (VALUES {rows}) AS v(i, p))')
+
+
+class Morpher:
+    """Holds the state of one morphing run.
+
+    Parameters
+    ----------
+    maxrec : int, optional
+        The service's row limit; the outermost query gets LIMIT
+        min(TOP, maxrec + 1) so an overflow can be detected.
+    """
+
+    def __init__(self, maxrec=None):
+        self.maxrec = maxrec
+        self.warnings = []
+
+    def __call__(self, node):
+        fn = getattr(self, 'm_' + type(node).__name__, None)
+        return fn(node) if fn is not None else node
+
+    # -- queries -----------------------------------------------------------
+    def m_Select(self, node):
+        if node.top is not None:
+            node = dataclasses.replace(node, limit=node.top)
+        return node
+
+    def m_SetOp(self, node):
+        right = node.right
+        # ADQL 2.1 section 4.6.4: a trailing ORDER BY/OFFSET sorts the whole set.
+        if isinstance(right, n.Select) and right.top is None and (
+                right.order_by or right.offset is not None):
+            node = dataclasses.replace(
+                node, right=dataclasses.replace(right, order_by=(), offset=None),
+                order_by=right.order_by, offset=right.offset)
+        return node
+
+    # -- predicates --------------------------------------------------------
+    def m_Comparison(self, node):
+        for test, const in ((node.left, node.right), (node.right, node.left)):
+            value = _num_value(const)
+            if (isinstance(test, n.Cast) and isinstance(test.expr, n.SqlOp)
+                    and test.type_name == 'INTEGER' and test.expr.op in ('@', '&&')
+                    and value in (0.0, 1.0) and node.op in ('=', '<>')):
+                # keep the bare operator so that a GiST index can be used
+                positive = (value == 1.0) == (node.op == '=')
+                return test.expr if positive else n.Not(test.expr, pos=node.pos)
+        return node
+
+    # -- functions ---------------------------------------------------------
+    def m_FuncCall(self, node):
+        name = node.name
+        if name in _SAME_NAME:
+            return node
+        method = getattr(self, 'f_' + name, None)
+        if method is not None:
+            return method(node, node.args)
+        # a UDF: ours are created in the database under their ADQL names
+        if not name.startswith('IVO_') or name not in ('IVO_HEALPIX_INDEX',
+                                                      'IVO_HASHLIST_HAS'):
+            self.warnings.append(f'{name.lower()}() is not a function of this service')
+        return n.SqlFunc(name.lower(), node.args, pos=node.pos)
+
+    def f_LOG(self, node, args):
+        return _f('ln', *args)
+
+    def f_LOG10(self, node, args):
+        return _f('log', *args)
+
+    def f_RAND(self, node, args):
+        if args:
+            self.warnings.append('RAND(seed): the seed is ignored')
+        return _f('random')
+
+    def _numeric(self, x):
+        return n.Cast(x, 'NUMERIC')  # round/trunc to n digits need numeric in PostgreSQL
+
+    def f_ROUND(self, node, args):
+        if len(args) == 1:
+            return _f('round', *args)
+        return _f('round', self._numeric(args[0]), args[1])
+
+    def f_TRUNCATE(self, node, args):
+        if len(args) == 1:
+            return _f('trunc', *args)
+        return _f('trunc', self._numeric(args[0]), args[1])
+
+    def f_MOD(self, node, args):
+        return _f('mod', self._numeric(args[0]), self._numeric(args[1]))
+
+    def f_IVO_STRING_AGG(self, node, args):
+        return _f('string_agg', *args)
+
+    def f_IVO_INTERVAL_OVERLAPS(self, node, args):
+        lo1, hi1, lo2, hi2 = args
+        test = n.BoolOp('AND', n.Comparison('<=', lo1, hi2), n.Comparison('<=', lo2, hi1))
+        return n.Cast(n.Paren(test), 'INTEGER')
+
+    def f_IVO_HEALPIX_INDEX(self, node, args):
+        if len(args) == 2:  # (order, point)
+            args = (args[0], self._coord(args[1], 'long'), self._coord(args[1], 'lat'))
+        return _f('ivo_healpix_index', *args)
+
+    def f_IN_UNIT(self, node, args):
+        from .units import in_unit
+        expr, target = args
+        if not (isinstance(target, n.Literal) and target.kind == 'string'):
+            raise ADQLTranslationError('the unit of IN_UNIT must be a string literal',
+                                       node.pos)
+        return in_unit(expr, target.text, self.warnings, node.pos)
+
+    # -- geometry ------------------------------------------------------------
+    def _frame(self, args):
+        """Split off a coordinate-system argument, warning on ones we ignore."""
+        if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
+            frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
+            if frame.split(' ')[0] not in _ICRS_LIKE:
+                self.warnings.append(f'coordinate system {args[0].text!r} ignored: '
+                                     'all positions are taken as ICRS')
+            return args[1:]
+        return args
+
+    @staticmethod
+    def _point(x, y):
+        return _f('spoint', _f('radians', x), _f('radians', y))
+
+    @staticmethod
+    def _coord(point, which):
+        return _f('degrees', _f(which, point))
+
+    def f_POINT(self, node, args):
+        return self._point(*self._frame(args))
+
+    def f_CIRCLE(self, node, args):
+        args = self._frame(args)
+        center = args[0] if len(args) == 2 else self._point(args[0], args[1])
+        return _f('scircle', center, _f('radians', args[-1]))
+
+    def f_BOX(self, node, args):
+        args = self._frame(args)
+        if len(args) == 3:
+            x, y = self._coord(args[0], 'long'), self._coord(args[0], 'lat')
+        else:
+            x, y = args[0], args[1]
+        w, h = args[-2], args[-1]
+        values = [_num_value(v) for v in (x, y, w, h)]
+        if None not in values:
+            cx, cy, hw, hh = values[0], values[1], values[2] / 2, values[3] / 2
+            return n.SqlRaw(polygon_literal([(cx - hw, cy - hh), (cx - hw, cy + hh),
+                                             (cx + hw, cy + hh), (cx + hw, cy - hh)]))
+        half_w = n.BinOp('/', n.Paren(w), n.Literal('number', '2'))
+        half_h = n.BinOp('/', n.Paren(h), n.Literal('number', '2'))
+        corners = [(n.BinOp(sx, n.Paren(x), half_w), n.BinOp(sy, n.Paren(y), half_h))
+                   for sx, sy in (('-', '-'), ('-', '+'), ('+', '+'), ('+', '-'))]
+        return _spoly([self._point(a, b) for a, b in corners])
+
+    def f_POLYGON(self, node, args):
+        args = self._frame(args)
+        if all(_is_point(a) for a in args):
+            return _spoly(list(args))
+        values = [_num_value(v) for v in args]
+        if None not in values:
+            return n.SqlRaw(polygon_literal(list(zip(values[::2], values[1::2]))))
+        return _spoly([self._point(a, b) for a, b in zip(args[::2], args[1::2])])
+
+    def f_REGION(self, node, args):
+        (text,) = args
+        if not (isinstance(text, n.Literal) and text.kind == 'string'):
+            raise ADQLTranslationError('REGION() needs a string literal', node.pos)
+        literal, frame = stcs_to_pgsphere(text.text)
+        if frame not in (None, 'ICRS', 'J2000', 'UNKNOWNFRAME'):
+            self.warnings.append(f'frame {frame} of REGION ignored: taken as ICRS')
+        return n.SqlRaw(literal)
+
+    def f_CENTROID(self, node, args):
+        return _f('center', *args)
+
+    def f_AREA(self, node, args):
+        return _f('degrees', _f('degrees', _f('area', *args)))  # sr -> deg^2
+
+    def f_COORD1(self, node, args):
+        return self._coord(args[0], 'long')
+
+    def f_COORD2(self, node, args):
+        return self._coord(args[0], 'lat')
+
+    def f_COORDSYS(self, node, args):
+        return n.SqlRaw("'ICRS'")
+
+    def f_DISTANCE(self, node, args):
+        if len(args) == 4:
+            args = (self._point(args[0], args[1]), self._point(args[2], args[3]))
+        return _f('degrees', n.SqlOp('<->', args[0], args[1]))
+
+    def f_CONTAINS(self, node, args):
+        return _as_int_test('@', args[0], args[1])
+
+    def f_INTERSECTS(self, node, args):
+        # ADQL 2.1 section 4.2.11: with a point, INTERSECTS means CONTAINS
+        if _is_point(args[1]):
+            return _as_int_test('@', args[1], args[0])
+        if _is_point(args[0]):
+            return _as_int_test('@', args[0], args[1])
+        return _as_int_test('&&', args[0], args[1])
+
+    # -- casts -------------------------------------------------------------
+    def m_Cast(self, node):
+        if node.type_name not in ('POINT', 'CIRCLE', 'POLYGON'):
+            return node
+        if not (isinstance(node.expr, n.Literal) and node.expr.kind == 'string'):
+            raise ADQLTranslationError(
+                f'CAST to {node.type_name} is only supported for string literals', node.pos)
+        try:
+            nums = [float(v) for v in node.expr.text.split()]
+        except ValueError:
+            raise ADQLTranslationError(f'bad DALI {node.type_name.lower()} '
+                                       f'{node.expr.text!r}', node.pos) from None
+        shape = {'POINT': 'Position', 'CIRCLE': 'Circle', 'POLYGON': 'Polygon'}
+        literal, _ = stcs_to_pgsphere(shape[node.type_name] + ' ' +
+                                      ' '.join(map(repr, nums)))
+        return n.SqlRaw(literal)
+
+
+def morph(tree, maxrec=None):
+    """Turn an (annotated) ADQL tree into a PostgreSQL/pg_sphere tree.
+
+    Parameters
+    ----------
+    tree : vo.adql.nodes.Statement
+        Output of `vo.adql.tree.parse` (optionally annotated).
+    maxrec : int, optional
+        The service's row limit (see `Morpher`).
+
+    Returns
+    -------
+    tuple of (vo.adql.nodes.Statement, list of str)
+        The morphed tree and the warnings collected.
+
+    Raises
+    ------
+    ADQLTranslationError
+        For valid ADQL this service cannot express in SQL.
+    """
+    morpher = Morpher(maxrec)
+    new = n.transform(tree, morpher)
+    top_level = new.query
+    while isinstance(top_level, n.ParenQuery):  # outer parentheses mean nothing
+        top_level = top_level.query
+    if maxrec is not None:
+        limit = maxrec + 1 if top_level.limit is None else min(top_level.limit, maxrec + 1)
+        top_level = dataclasses.replace(top_level, limit=limit)
+    new = dataclasses.replace(new, query=top_level)
+    return new, morpher.warnings
