@@ -19,7 +19,7 @@ _ROW_COLUMNS = ("arcfile", "checksum", "file_name", "dpr_catg", "dpr_type", "arm
                 "tpl_id", "tpl_start", "level", "parang_start", "parang_end",
                 "seeing_arcsec", "tau0_s", "ao_loop_closed", "nd_filter")
 _SEQUENCE_COLUMNS = ("sequence_id", "arm", "ins_mode", "filter", "coronagraph", "derot_mode",
-                     "target_name", "ra", "dec", "healpix_nest", "night", "mjd_start",
+                     "target_name", "ra", "dec", "night", "mjd_start",
                      "mjd_end", "prog_id", "obs_id", "level", "n_files", "n_object",
                      "n_center", "n_flux", "n_sky", "exptime_object", "field_rotation_deg",
                      "seeing_arcsec", "tau0_s", "calib_status", "missing_calibrations",
@@ -50,8 +50,6 @@ def regroup_nights(conn, nights):
     int
         Number of sequences written (new or re-associated).
     """
-    import healpy
-
     science = _select_rows(conn, "night = ANY(%s) AND dpr_catg = 'SCIENCE'", (list(nights),))
     sequences = group_sequences(science)
     conn.execute("DELETE FROM sphere.calib_associations WHERE sequence_id IN "
@@ -78,9 +76,6 @@ def regroup_nights(conn, nights):
         seq["calib_status"] = calib_status(seq, missing, warnings)
     for seq in sequences:
         seq["release_date"] = default_release_date(seq["mjd_start"])
-        if seq.get("ra") is not None and seq.get("dec") is not None:
-            seq["healpix_nest"] = int(healpy.ang2pix(2 ** 29, seq["ra"], seq["dec"],
-                                                     nest=True, lonlat=True))
     _write(conn, sequences, others)
     return len(todo)
 

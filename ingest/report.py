@@ -18,12 +18,13 @@ _STATUS_WORDS = {
 }
 
 
-def fetch_sequences(conn, night=None, target=None, limit=None):
+def fetch_sequences(fetch, night=None, target=None, limit=None):
     """Sequences as dicts, newest first, optionally for one night or target.
 
     Parameters
     ----------
-    conn : psycopg.Connection
+    fetch : callable
+        ``fetch(sql, params) -> rows``, e.g. `archive.db.Database.fetch`.
     night : str, optional
         ``YYYY-MM-DD``.
     target : str, optional
@@ -44,8 +45,7 @@ def fetch_sequences(conn, night=None, target=None, limit=None):
            + (" LIMIT %s" if limit else ""))
     if limit:
         params.append(int(limit))
-    cur = conn.execute(sql, params)
-    return [dict(zip(SEQUENCE_COLUMNS, row)) for row in cur]
+    return [dict(zip(SEQUENCE_COLUMNS, row)) for row in fetch(sql, params)]
 
 
 def format_sequences(rows):

@@ -109,26 +109,11 @@ def _insert(conn, table, rows, conflict_key="checksum"):
     return inserted
 
 
-def _add_healpix(rows):
-    """Fill ``healpix_nest`` (order 29, NESTED) from ra/dec, vectorised with healpy."""
-    import healpy
-    import numpy as np
-
-    have = [r for r in rows if r.get("ra") is not None and r.get("dec") is not None]
-    if have:
-        ra = np.array([r["ra"] for r in have], dtype=float)
-        dec = np.array([r["dec"] for r in have], dtype=float)
-        pix = healpy.ang2pix(2 ** 29, ra, dec, nest=True, lonlat=True)
-        for r, p in zip(have, pix):
-            r["healpix_nest"] = int(p)
-
-
 def _flush(conn, ok_rows, refused_rows, report):
     if not ok_rows and not refused_rows:
         return
     with conn.transaction():
         if ok_rows:
-            _add_healpix(ok_rows)
             new = _insert(conn, RAW_TABLE, ok_rows)
             report.ingested += len(new)
             report.already_archived += len(ok_rows) - len(new)

@@ -79,8 +79,7 @@ def cmd_sequences(args):
     from archive.db import Database
     from ingest.report import fetch_sequences, format_sequences
 
-    with Database().connect() as conn:
-        rows = fetch_sequences(conn, night=args.night, target=args.target)
+    rows = fetch_sequences(Database().fetch, night=args.night, target=args.target)
     if args.json:
         _print_json(rows)
     else:
@@ -88,10 +87,43 @@ def cmd_sequences(args):
     return 0
 
 
+def cmd_demo(args):
+    """The main job: database, a simulated night, ingest, sequences."""
+    import json as _json
+    from pathlib import Path
+
+    from archive.db import Database
+    from ingest.report import fetch_sequences, format_ingest_report, format_sequences
+    from ingest.run import ingest_paths
+    from reduction.simulator import simulate_night
+
+    db = Database()
+    db.ensure_ready()
+    where = db.settings.database_url or db.cluster.pgdata
+    print(f"[1/3] database ready ({where})")
+    night_dir = Path(db.settings.home) / "demo" / f"night-seed{args.seed}{'-small' if args.small else ''}"
+    truth_path = night_dir / "truth.json"
+    if truth_path.exists():
+        truth = _json.loads(truth_path.read_text())
+        print(f"[2/3] simulated night {truth['night']} already in {night_dir}")
+    else:
+        print(f"[2/3] simulating a SPHERE night in {night_dir} (seed {args.seed}) ...", flush=True)
+        truth = simulate_night(str(night_dir), seed=args.seed, small=args.small)
+        print(f"      {len(truth['files'])} raw files written")
+    print("[3/3] ingesting it", flush=True)
+    raw_files = sorted(str(p) for p in night_dir.glob("SPHER.*"))  # not truth.json
+    report = ingest_paths(raw_files, db, progress=sys.stderr.isatty())
+    print(format_ingest_report(report))
+    print()
+    print(format_sequences(fetch_sequences(db.fetch, night=truth["night"])))
+    return 0
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="spheredc", description=__doc__.splitlines()[0].rstrip(":")
-                                .replace("The ``spheredc`` command", "spheredc: the SPHERE data "
-                                         "center"))
+    p = argparse.ArgumentParser(
+        prog="spheredc", description="spheredc: an open data center for VLT/SPHERE.",
+        epilog="Configuration: SPHEREDC_HOME (state, default ./var), SPHEREDC_DATABASE_URL "
+               "(external PostgreSQL), SPHEREDC_DASK_SCHEDULER (existing Dask cluster).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("db", help="manage the embedded PostgreSQL cluster")
@@ -119,6 +151,10 @@ def build_parser():
     s.add_argument("--target", help="only this target (case-insensitive substring)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
+    s = sub.add_parser("demo", help="the main job on the embedded default: simulate, ingest, list")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--small", action="store_true", help="a small night (seconds instead of minutes)")
+    s.set_defaults(func=cmd_demo)
     return p
 
 

@@ -23,6 +23,11 @@ def _corpus(folder, n_files, seed=42):
     return write_header_corpus(folder, n_files, seed=seed)
 
 
+def _fits_files(folder):
+    """The night's FITS files (its folder also holds truth.json, which is no raw file)."""
+    return sorted(folder.glob("SPHER.*"))
+
+
 def _query(db, sql, params=()):
     with db.connect() as conn:
         return conn.execute(sql, params).fetchall()
@@ -32,7 +37,7 @@ def _query(db, sql, params=()):
 def night_archive(database, small_night):
     """The small simulated night ingested once through the command line."""
     folder, truth = small_night
-    proc = run_cli("ingest", folder, "--json")
+    proc = run_cli("ingest", *_fits_files(folder), "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), truth
 
@@ -95,7 +100,7 @@ def test_same_bytes_under_another_name_is_one_file(database, night_archive, smal
     first = sorted(truth["files"])[0]
     shutil.copy(folder / first, tmp_path / "renamed_copy.fits")
     before = _query(database, "SELECT count(*) FROM sphere.raw_files")[0][0]
-    report = json.loads(run_cli("ingest", folder, tmp_path, "--json").stdout)
+    report = json.loads(run_cli("ingest", *_fits_files(folder), tmp_path, "--json").stdout)
     assert report["ingested"] == 0
     assert report["already_archived"] == len(truth["files"]) + 1
     assert _query(database, "SELECT count(*) FROM sphere.raw_files")[0][0] == before
