@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Give each test run its own temporary root.
+
+    pytest keeps only its three newest runs under /tmp/pytest-of-<user> and
+    deletes older ones when a run starts: runs in parallel (several checkouts on
+    one machine) would delete each other's database clusters mid-run.
+    """
+    import tempfile
+
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="spheredc-tests-")
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

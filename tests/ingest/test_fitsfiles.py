@@ -202,3 +202,31 @@ def test_sha256_of(files):
 
     assert sha256_of(files["text"]) == hashlib.sha256(b"observing log\n").hexdigest()
     assert sha256_of(files["plain"]) == read_file(files["plain"])["checksum"]
+
+
+def test_card_values_match_astropy_for_every_value_form(tmp_path):
+    """Our card-value reader (ingest's hot path) must read what astropy reads."""
+    h = fits.Header()
+    h["INSTRUME"] = "SPHERE"
+    h["OBJECT"] = "HD 95086 'b'"          # quotes inside a string
+    h["RA"] = 164.5965                     # float
+    h["DEC"] = -6.8e1                      # exponent
+    h["HIERARCH ESO DET NDIT"] = 12        # integer
+    h["HIERARCH ESO DET SEQ1 DIT"] = 16.0
+    h["HIERARCH ESO OBS PI-COI NAME"] = "A very long name of co-investigators, " * 4  # CONTINUE
+    h["HIERARCH ESO INS4 DROT2 MODE"] = ("ELEV", "a comment / with a slash")
+    h["HIERARCH ESO OBS ID"] = -1
+    h["HIERARCH ESO TPL EXPNO"] = True     # a logical where a number is expected
+    h["HIERARCH ESO TEL AMBI TAU0"] = 0.0041
+    h["HIERARCH ESO OBS NAME"] = ""         # empty string
+    path = tmp_path / "cards.fits"
+    fits.PrimaryHDU(np.zeros((2, 2), np.int16), header=h).writeto(path)
+    text = path.read_bytes().replace(b" -68.0", b"-6.8D1")  # FORTRAN D exponent
+    path.write_bytes(text)
+    got = read_file(path)["header"]
+    ref = fits.getheader(path)
+    for key, value in got.items():
+        want = ref[key].strip() if isinstance(ref[key], str) else ref[key]
+        assert value == want and type(value) is type(want), key
+    assert got["ESO OBS PI-COI NAME"].startswith("A very long name")
+    assert len(got["ESO OBS PI-COI NAME"]) > 100
