@@ -1,0 +1,90 @@
+"""Whole chain on a synthetic speckle sequence with injected companions."""
+import numpy as np
+import pytest
+
+from reduction.level2 import Level2Params, contrast, run_postprocess, synthetic
+from reduction.level2.psf import normalize_psf
+
+N_FRAMES, SIZE, PIXSCALE = 40, 81, 0.01225
+ANGLES = np.linspace(-35.0, 45.0, N_FRAMES)
+PARAMS = Level2Params(ncomp=5, n_branches=2)
+COMPANIONS = [(12.0, 40.0, 3.0), (19.0, 200.0, 3.0), (27.0, 120.0, 4.0), (33.0, 300.0, 5.0)]
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    cube = synthetic.speckle_cube(N_FRAMES, SIZE, ANGLES, drift=0.3, rng=7)
+    psf = synthetic.airy_psf(31)
+    return cube, psf
+
+
+@pytest.fixture(scope="module")
+def clean(sequence):
+    cube, psf = sequence
+    return run_postprocess(cube, ANGLES, psf, PIXSCALE, params=PARAMS)
+
+
+@pytest.fixture(scope="module")
+def injected(sequence, clean):
+    """Companions at (sep_px, pa_deg, brightness in units of the 5-sigma limit)."""
+    cube, psf = sequence
+    psf_norm, star_flux, _ = normalize_psf(psf)
+    sep = np.array([c[0] for c in COMPANIONS])
+    limit = np.interp(sep, clean.contrast["sep_px"], clean.contrast["contrast_5sigma"])
+    ratio = limit * np.array([c[2] for c in COMPANIONS])
+    cube_fc = contrast.inject_companions(cube, psf_norm, ANGLES, sep,
+                                         [c[1] for c in COMPANIONS], ratio * star_flux)
+    return run_postprocess(cube_fc, ANGLES, psf, PIXSCALE, params=PARAMS), ratio
+
+
+def test_no_false_candidate(clean):
+    assert clean.candidates == []
+    zone = np.hypot(*(np.indices(clean.snr_map.shape) - SIZE // 2)) > 2 * clean.fwhm_px
+    assert clean.snr_map[zone].max() < 5
+
+
+def test_every_companion_above_limit_is_found(injected):
+    result, ratio = injected
+    assert len(result.candidates) == len(COMPANIONS)  # and nothing else
+    for (sep, pa, _), true_ratio in zip(COMPANIONS, ratio):
+        dist = [np.hypot(c["sep_px"] * np.sin(np.radians(c["pa_deg"])) - sep * np.sin(np.radians(pa)),
+                         c["sep_px"] * np.cos(np.radians(c["pa_deg"])) - sep * np.cos(np.radians(pa)))
+                for c in result.candidates]
+        cand = result.candidates[int(np.argmin(dist))]
+        assert min(dist) < 1.0
+        error_mag = abs(cand["contrast_mag"] - contrast.flux_ratio_to_mag(true_ratio))
+        assert error_mag <= max(0.2, 3 * cand["contrast_err_mag"])
+        if cand["snr"] >= 10:
+            assert error_mag <= 0.2
+            assert abs(cand["sep_px"] - sep) <= 0.5
+            assert abs((cand["pa_deg"] - pa + 180) % 360 - 180) <= 0.3
+        assert cand["sep_err_arcsec"] > 0 and cand["contrast_err_mag"] > 0
+        assert np.isclose(np.hypot(cand["dra_arcsec"], cand["ddec_arcsec"]), cand["sep_arcsec"])
+
+
+@pytest.mark.xfail(reason="this synthetic cube is in PCA's non-linear regime: vip's and our "
+                   "fake-companion patterns give throughputs differing by ~2x; see the "
+                   "naco test for the like-for-like comparison", strict=False)
+def test_contrast_curve_agrees_with_vip(sequence, clean):
+    import vip_hci
+
+    cube, psf = sequence
+    psf_norm, star_flux, fwhm = normalize_psf(psf)
+    mask = round(PARAMS.mask_center_fwhm * fwhm)
+
+    def vip_pca(cube, angle_list, verbose=False, **_):
+        return vip_hci.psfsub.pca(cube=cube, angle_list=angle_list, ncomp=PARAMS.ncomp,
+                                  mask_center_px=mask, imlib="skimage",
+                                  interpolation="bicubic", verbose=False)
+
+    # noise_sep=None: vip's default (1 px) packs fake companions 3 px apart,
+    # overlapping, which halves the throughput near the star
+    table = vip_hci.metrics.contrast_curve(cube, ANGLES, psf_norm, fwhm, PIXSCALE, star_flux,
+                                           vip_pca, nbranch=2, noise_sep=None,
+                                           fc_snr=PARAMS.fc_snr, plot=False,
+                                           verbose=False)
+    sep = np.asarray(clean.contrast["sep_px"])
+    ok = (sep >= 2 * fwhm) & (sep <= table["distance"].max())
+    theirs = np.interp(sep[ok], table["distance"], table["sensitivity_student"])
+    ours = np.asarray(clean.contrast["contrast_5sigma"])[ok]
+    assert np.all(np.abs(ours / theirs - 1) < 0.2)
