@@ -139,15 +139,14 @@ class EmbeddedCluster:
     def _run(self, args, **kw):
         uid, gid = _service_account()
         env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8", TZ="UTC")
-        preexec = None
-        if os.geteuid() == 0:
-            def preexec():  # drop to the service user: initdb and postgres refuse root
-                os.setgid(gid)
-                os.setgroups([])
-                os.setuid(uid)
-        proc = subprocess.run(args, env=env, preexec_fn=preexec, capture_output=True,
-                              text=True, cwd="/", **kw)
-        return proc
+
+        def drop_root():  # initdb and postgres refuse to run as root
+            os.setgid(gid)
+            os.setgroups([])
+            os.setuid(uid)
+
+        return subprocess.run(args, env=env, preexec_fn=drop_root if os.geteuid() == 0 else None,
+                              capture_output=True, text=True, cwd="/", **kw)
 
     def _prepare_dirs(self):
         uid, gid = _service_account()
