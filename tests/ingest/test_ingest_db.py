@@ -172,7 +172,7 @@ def _state(db):
 def test_killed_ingest_resumes_to_a_complete_duplicate_free_archive(tmp_path,
                                                                     external_database):
     corpus = tmp_path / "corpus"
-    paths = _corpus(corpus, 600)
+    paths = _corpus(corpus, 1200)
     checksums = sorted(hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths)
 
     # reference: one uninterrupted run into the external database
@@ -191,15 +191,20 @@ def test_killed_ingest_resumes_to_a_complete_duplicate_free_archive(tmp_path,
     db = Database(Settings(home=home))
     db.ensure_ready()
     try:
-        for delay_s in (1.5, 3.0):
+        seen = 0
+        for _ in range(2):  # killed twice, each time just after a batch was committed
             proc = subprocess.Popen([sys.executable, "-m", "spheredc", "ingest", str(corpus)],
                                     cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
-            time.sleep(delay_s)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if _query(db, "SELECT count(*) FROM sphere.raw_files")[0][0] > seen:
+                    break
+                time.sleep(0.01)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        partial = _query(db, "SELECT count(*) FROM sphere.raw_files")[0][0]
-        assert partial < len(paths), "the kill came too late to test anything"
+            seen = _query(db, "SELECT count(*) FROM sphere.raw_files")[0][0]
+        assert 0 < seen < len(paths), "the kills came too late to test anything"
         final = run_cli("ingest", corpus, "--json", env={"SPHEREDC_HOME": str(home)})
         assert final.returncode == 0, final.stderr
         files, seqs, assocs = _state(db)
