@@ -18,6 +18,23 @@ _STATUS_WORDS = {
 }
 
 
+def _where(night, target):
+    where, params = [], []
+    if night:
+        where.append("night = %s")
+        params.append(night)
+    if target:
+        where.append("target_name ILIKE %s")
+        params.append("%" + target.replace("%", r"\%").replace("_", r"\_") + "%")
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def count_sequences(fetch, night=None, target=None):
+    """Number of sequences matching the filters of `fetch_sequences`."""
+    where, params = _where(night, target)
+    return fetch("SELECT count(*) FROM sphere.sequences" + where, params)[0][0]
+
+
 def fetch_sequences(fetch, night=None, target=None, limit=None):
     """Sequences as dicts, newest first, optionally for one night or target.
 
@@ -32,15 +49,8 @@ def fetch_sequences(fetch, night=None, target=None, limit=None):
     limit : int, optional
         At most this many rows.
     """
-    where, params = [], []
-    if night:
-        where.append("night = %s")
-        params.append(night)
-    if target:
-        where.append("target_name ILIKE %s")
-        params.append("%" + target.replace("%", r"\%").replace("_", r"\_") + "%")
-    sql = (f"SELECT {', '.join(SEQUENCE_COLUMNS)} FROM sphere.sequences"
-           + (" WHERE " + " AND ".join(where) if where else "")
+    where, params = _where(night, target)
+    sql = (f"SELECT {', '.join(SEQUENCE_COLUMNS)} FROM sphere.sequences" + where
            + " ORDER BY mjd_start DESC, sequence_id"
            + (" LIMIT %s" if limit else ""))
     if limit:
@@ -48,11 +58,13 @@ def fetch_sequences(fetch, night=None, target=None, limit=None):
     return [dict(zip(SEQUENCE_COLUMNS, row)) for row in fetch(sql, params)]
 
 
-def format_sequences(rows):
+def format_sequences(rows, filtered=False):
     """One screen of text: a line per sequence, then what is missing in words."""
     from .words import describe_flag, describe_missing, describe_warning
 
     if not rows:
+        if filtered:
+            return "No sequence matches (spheredc sequences without filters lists them all)."
         return "No sequences in the archive (ingest some files with 'spheredc ingest PATH')."
     lines = [f"{'sequence':34s} {'night':10s} {'target':16s} {'setup':22s} {'obj':>4s} "
              f"{'rot':>6s}  calibrations"]

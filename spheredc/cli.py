@@ -77,13 +77,20 @@ def cmd_ingest(args):
 
 def cmd_sequences(args):
     from archive.db import Database
-    from ingest.report import fetch_sequences, format_sequences
+    from ingest.report import count_sequences, fetch_sequences, format_sequences
 
-    rows = fetch_sequences(Database().fetch, night=args.night, target=args.target)
+    db = Database()
+    rows = fetch_sequences(db.fetch, night=args.night, target=args.target,
+                           limit=args.limit or None)
     if args.json:
         _print_json(rows)
-    else:
-        print(format_sequences(rows))
+        return 0
+    print(format_sequences(rows, filtered=bool(args.night or args.target)))
+    if args.limit and len(rows) == args.limit:
+        total = count_sequences(db.fetch, night=args.night, target=args.target)
+        if total > len(rows):
+            print(f"(the {len(rows)} newest of {total} sequences: --limit 0 lists them all, "
+                  "--night or --target narrows the list)")
     return 0
 
 
@@ -149,6 +156,8 @@ def build_parser():
     s = sub.add_parser("sequences", help="list sequences with their calibration status")
     s.add_argument("--night", help="only this night (YYYY-MM-DD)")
     s.add_argument("--target", help="only this target (case-insensitive substring)")
+    s.add_argument("--limit", type=int, default=100,
+                   help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
     s = sub.add_parser("demo", help="the main job on the embedded default: simulate, ingest, list")

@@ -92,6 +92,12 @@ def test_sequences_command_speaks_plainly(database, night_archive):
     assert len(json.loads(run_cli("sequences", "--json", "--night", night).stdout)) == \
         len(truth["sequences"])
     assert json.loads(run_cli("sequences", "--json", "--night", "1999-01-01").stdout) == []
+    assert "No sequence matches" in run_cli("sequences", "--target", "no such star").stdout
+    one = run_cli("sequences", "--limit", "1", check=True).stdout
+    assert f"the 1 newest of {len(truth['sequences'])} sequences" in one
+    target = truth["sequences"]["irdis_ci_missing"]["target_name"]
+    only = json.loads(run_cli("sequences", "--json", "--target", target.lower()).stdout)
+    assert [r["target_name"] for r in only] == [target]
 
 
 def test_same_bytes_under_another_name_is_one_file(database, night_archive, small_night,
