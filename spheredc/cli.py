@@ -10,6 +10,18 @@ import json
 import sys
 
 EXIT_REFUSED = 3
+_OUR_PACKAGES = {"archive", "ingest", "reduction", "vo", "web"}
+
+
+def _positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
 
 
 def _print_json(obj):
@@ -135,7 +147,8 @@ def build_parser():
 
     s = sub.add_parser("db", help="manage the embedded PostgreSQL cluster")
     s.add_argument("action", choices=["start", "stop", "status"])
-    s.add_argument("--port", type=int, help="also listen on 127.0.0.1:PORT (start only)")
+    s.add_argument("--port", type=_positive_int,
+                   help="also listen on 127.0.0.1:PORT (start only)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_db)
 
@@ -149,14 +162,15 @@ def build_parser():
 
     s = sub.add_parser("ingest", help="ingest raw files and folders into the archive")
     s.add_argument("paths", nargs="+", metavar="PATH")
-    s.add_argument("--workers", type=int, help="header-reading processes (default: CPUs)")
+    s.add_argument("--workers", type=_positive_int,
+                   help="header-reading processes (default: CPUs)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("sequences", help="list sequences with their calibration status")
     s.add_argument("--night", help="only this night (YYYY-MM-DD)")
     s.add_argument("--target", help="only this target (case-insensitive substring)")
-    s.add_argument("--limit", type=int, default=100,
+    s.add_argument("--limit", type=lambda t: 0 if t == "0" else _positive_int(t), default=100,
                    help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
@@ -169,12 +183,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from archive.exceptions import ArchiveError
-    from ingest.exceptions import IngestError
-
     try:
         return args.func(args) or 0
-    except (ArchiveError, IngestError) as exc:
+    except Exception as exc:
+        # Our packages raise errors whose message is meant for the user; anything
+        # else is a bug and keeps its traceback.
+        if type(exc).__module__.split(".")[0] not in _OUR_PACKAGES:
+            raise
         print(f"spheredc: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
