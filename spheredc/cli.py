@@ -107,7 +107,7 @@ def cmd_sequences(args):
 
 
 def cmd_demo(args):
-    """The main job: database, a simulated night, ingest, sequences."""
+    """The main job: database, a simulated night, ingest, sequences, reduction."""
     import json as _json
     from pathlib import Path
 
@@ -119,22 +119,33 @@ def cmd_demo(args):
     db = Database()
     db.ensure_ready()
     where = db.settings.database_url or db.cluster.pgdata
-    print(f"[1/3] database ready ({where})")
+    print(f"[1/4] database ready ({where})")
     night_dir = Path(db.settings.home) / "demo" / f"night-seed{args.seed}{'-small' if args.small else ''}"
     truth_path = night_dir / "truth.json"
     if truth_path.exists():
         truth = _json.loads(truth_path.read_text())
-        print(f"[2/3] simulated night {truth['night']} already in {night_dir}")
+        print(f"[2/4] simulated night {truth['night']} already in {night_dir}")
     else:
-        print(f"[2/3] simulating a SPHERE night in {night_dir} (seed {args.seed}) ...", flush=True)
+        print(f"[2/4] simulating a SPHERE night in {night_dir} (seed {args.seed}) ...", flush=True)
         truth = simulate_night(str(night_dir), seed=args.seed, small=args.small)
         print(f"      {len(truth['files'])} raw files written")
-    print("[3/3] ingesting it", flush=True)
+    print("[3/4] ingesting it", flush=True)
     raw_files = sorted(str(p) for p in night_dir.glob("SPHER.*"))  # not truth.json
     report = ingest_paths(raw_files, db, progress=sys.stderr.isatty())
     print(format_ingest_report(report))
     print()
     print(format_sequences(fetch_sequences(db.fetch, night=truth["night"])))
+    print("\n[4/4] reducing the night (level 1: calibrations, master cubes) on Dask", flush=True)
+    from reduction.engine import reduce_sequences, select_sequences
+
+    with db.connect(autocommit=True) as conn:
+        ids = select_sequences(conn, pending=True)
+    for r in reduce_sequences(ids, db.settings):
+        line = f"{r['sequence_id']:32s} {r['status']:8s} {len(r['products'])} products"
+        print(line + (f"  ({r['error'].splitlines()[0]})" if r.get("error") else ""))
+        for flag in r.get("flags", []):
+            print(f"    flag: {flag}")
+    print(f"products are under {db.settings.products_dir}")
     return 0
 
 
@@ -174,6 +185,10 @@ def build_parser():
                    help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
+    from spheredc import reduce_cmd
+
+    reduce_cmd.register(sub)
+
     s = sub.add_parser("demo", help="the main job on the embedded default: simulate, ingest, list")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--small", action="store_true", help="a small night (seconds instead of minutes)")
