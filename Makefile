@@ -4,8 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# Debian packages the project needs (the server, its sky-geometry extension, venv support).
-APT_PACKAGES := postgresql-15 postgresql-15-pgsphere python3-venv
+# Debian packages the project needs: the server and its sky-geometry extension, venv
+# support, and STILTS (taplint/votlint validate the VO services in the tests).
+APT_PACKAGES := postgresql-15 postgresql-15-pgsphere python3-venv stilts
 STAMP := $(VENV)/.installed
 
 .PHONY: all demo test bench system-packages clean
