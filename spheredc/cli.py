@@ -185,9 +185,10 @@ def build_parser():
                    help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
-    from spheredc import reduce_cmd, serve_cmd
+    from spheredc import postprocess_cmd, reduce_cmd, serve_cmd
 
     reduce_cmd.register(sub)
+    postprocess_cmd.register(sub)
     serve_cmd.register(sub)
 
     s = sub.add_parser("demo", help="the main job on the embedded default: simulate, ingest, list")

@@ -1,10 +1,11 @@
 """Detection limits: 5-sigma contrast versus separation.
 
 Noise: standard deviation of the fluxes of independent 1-FWHM apertures on
-each ring of the speckle-subtracted image. Throughput: fake companions made
-from the sequence's own PSF are injected in several azimuthal branches, the
-same algorithm is re-run, and the recovered over injected aperture flux is
-measured. The threshold is the Student-t equivalent of a Gaussian
+each ring of the speckle-subtracted image (variance averaged over 8 rotations
+of the ring of apertures, so one unlucky placement does not set the limit).
+Throughput: fake companions made from the sequence's own PSF are injected in
+several azimuthal branches, the same algorithm is re-run, and the recovered
+over injected aperture flux is measured. The threshold is the Student-t equivalent of a Gaussian
 ``sigma`` with ``n = 2 pi r / FWHM`` resolution elements (Mawet et al. 2014):
 ``t_ppf(Phi(sigma), n - 1) sqrt(1 + 1/n)``. Same recipe as
 `vip_hci.metrics.contrast_curve`, without its plots and prints.
@@ -55,7 +56,7 @@ def student_threshold(sep_px, fwhm_px, sigma=5.0):
     return stats.t.ppf(stats.norm.cdf(sigma), n_res - 1) * np.sqrt(1 + 1 / n_res)
 
 
-def noise_per_separation(image, sep_px, fwhm_px):
+def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8):
     """Mean and standard deviation of independent aperture fluxes per ring.
 
     Parameters
@@ -64,11 +65,15 @@ def noise_per_separation(image, sep_px, fwhm_px):
     sep_px : ndarray, shape (n,)
         Ring radii (> fwhm / 2).
     fwhm_px : float
+    n_turns : int
+        Placements of the ring of apertures, rotated by fractions of their
+        spacing, over which the variance is averaged.
 
     Returns
     -------
     noise : ndarray, shape (n,)
-        Sample standard deviation (ddof=1) of the aperture sums.
+        Sample standard deviation (ddof=1) of the aperture sums, root of the
+        mean variance over the placements.
     mean : ndarray, shape (n,)
     """
     from scipy.ndimage import map_coordinates
@@ -78,9 +83,13 @@ def noise_per_separation(image, sep_px, fwhm_px):
     noise, mean = [], []
     for sep in np.atleast_1d(sep_px):
         n_ap, step = ring_apertures(sep, fwhm_px)
-        ang = np.arange(n_ap) * step
-        f = map_coordinates(flux, [yc + sep * np.sin(ang), xc + sep * np.cos(ang)], order=1)
-        noise.append(f.std(ddof=1))
+        # the variance is averaged over n_turns placements of the aperture ring:
+        # one placement of ~2 pi r / FWHM apertures scatters by 1 / sqrt(2 n)
+        ang = (np.arange(n_ap)[None, :] + np.arange(n_turns)[:, None] / n_turns) * step
+        f = map_coordinates(flux, [yc + sep * np.sin(ang).ravel(),
+                                   xc + sep * np.cos(ang).ravel()],
+                            order=1).reshape(ang.shape)
+        noise.append(np.sqrt(np.mean(f.var(axis=1, ddof=1))))
         mean.append(f.mean())
     return np.array(noise), np.array(mean)
 

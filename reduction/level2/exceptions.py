@@ -1,6 +1,7 @@
 """Errors raised by the level-2 science functions."""
 
-__all__ = ["Level2Error", "InputShapeError", "PSFError", "TooFewFramesError"]
+__all__ = ["Level2Error", "InputShapeError", "InputFileError", "PSFError",
+           "TooFewFramesError"]
 
 
 class Level2Error(Exception):
@@ -29,3 +30,19 @@ class PSFError(Level2Error):
 
 class TooFewFramesError(Level2Error, ValueError):
     """The sequence has too few frames for the requested number of components."""
+
+
+class InputFileError(Level2Error):
+    """An input file of ``spheredc postprocess`` is missing, not FITS, or unusable.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    path : str, optional
+        The offending file, kept for the caller's report.
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message if path is None else f"{path}: {message}")
+        self.path = path

@@ -8,7 +8,7 @@ the star on the central pixel, stated in each header (SPHERE-DATA.md).
 """
 import numpy as np
 
-__all__ = ["sensitivity_map", "write_hci_fits"]
+__all__ = ["image_hdu", "sensitivity_map", "write_hci_fits"]
 
 _CANDIDATE_COLUMNS = (  # (key, FITS column, unit)
     ("sep_arcsec", "Sep", "arcsec"), ("sep_err_arcsec", "Sep_err", "arcsec"),
@@ -43,7 +43,23 @@ def sensitivity_map(shape, sep_px, contrast):
     return out.astype(np.float32)
 
 
-def _image_hdu(data, name, pixscale_arcsec, bunit):
+def image_hdu(data, name, pixscale_arcsec, bunit):
+    """Image extension stating the star pixel, the orientation and a TAN WCS.
+
+    Parameters
+    ----------
+    data : ndarray, shape (y, x)
+        North-up, east-left image, star on (ny // 2, nx // 2).
+    name : str
+        Extension name.
+    pixscale_arcsec : float
+    bunit : str
+
+    Returns
+    -------
+    astropy.io.fits.ImageHDU
+        float32 data; ``STARX``/``STARY`` 0-based, ``CRPIX1/2`` 1-based.
+    """
     from astropy.io import fits
 
     from .geometry import star_center
@@ -119,9 +135,9 @@ def write_hci_fits(path, result, *, target_name="", ra_deg=None, dec_deg=None,
                   "EPOCH_MJD": [np.nan if epoch_mjd is None else epoch_mjd]})
     info["WAVELENGTH"].unit, info["PIXSCALE"].unit, info["FWHM"].unit = "um", "arcsec", "pix"
 
-    images = [_image_hdu(result.image, "REDUCED_DATA", result.pixscale_arcsec, "ADU"),
-              _image_hdu(result.snr_map, "SNR_MAP", result.pixscale_arcsec, ""),
-              _image_hdu(sensitivity_map(result.image.shape, result.contrast["sep_px"],
+    images = [image_hdu(result.image, "REDUCED_DATA", result.pixscale_arcsec, "ADU"),
+              image_hdu(result.snr_map, "SNR_MAP", result.pixscale_arcsec, ""),
+              image_hdu(sensitivity_map(result.image.shape, result.contrast["sep_px"],
                                          result.contrast["contrast_5sigma"]),
                          "SENSITIVITY_MAP", result.pixscale_arcsec, "")]
     if ra_deg is not None:

@@ -41,7 +41,8 @@ def normalize_psf(psf, *, size_px=None):
                        f"(shape {psf.shape})")
     frames = psf if psf.ndim == 3 else psf[None]
     try:
-        fwhm = np.array([np.mean(fit_2dgaussian(f, crop=True, cropsize=min(15, f.shape[-1] // 2 * 2 - 1),
+        crop = min(15, psf.shape[-1] // 2 * 2 - 1)
+        fwhm = np.array([np.mean(fit_2dgaussian(f, crop=True, cropsize=crop,
                                                 full_output=True, debug=False)
                                  [["fwhm_y", "fwhm_x"]].values) for f in frames])
     except Exception as exc:  # vip/astropy fitting errors have no common class

@@ -58,7 +58,7 @@ def _collapse(cube, collapse):
     return np.nan_to_num(frame, nan=0.0).astype(np.float32)
 
 
-def derotate(cube, angles_deg, *, imlib="skimage", interpolation="bicubic"):
+def derotate(cube, angles_deg, *, imlib="skimage", interpolation="biquintic"):
     """Rotate every frame by its derotation angle (north up, east left).
 
     Parameters
@@ -86,7 +86,7 @@ def derotate(cube, angles_deg, *, imlib="skimage", interpolation="bicubic"):
                          interpolation=interpolation).astype(np.float32, copy=False)
 
 
-def stack_adi(cube, angles_deg, *, imlib="skimage", interpolation="bicubic",
+def stack_adi(cube, angles_deg, *, imlib="skimage", interpolation="biquintic",
               collapse="mean"):
     """Derotate and combine without speckle subtraction (no-ADI reference).
 
@@ -109,7 +109,7 @@ def stack_adi(cube, angles_deg, *, imlib="skimage", interpolation="bicubic",
                               interpolation=interpolation), collapse)
 
 
-def median_adi(cube, angles_deg, *, imlib="skimage", interpolation="bicubic",
+def median_adi(cube, angles_deg, *, imlib="skimage", interpolation="biquintic",
                collapse="median"):
     """Classical ADI: subtract the temporal median frame, derotate, combine.
 
@@ -181,7 +181,7 @@ def pca_residuals(cube, ncomp, *, mask_center_px=0):
     return matrix.reshape(cube.shape)
 
 
-def pca_adi(cube, angles_deg, ncomp, *, imlib="skimage", interpolation="bicubic",
+def pca_adi(cube, angles_deg, ncomp, *, imlib="skimage", interpolation="biquintic",
             collapse="median", mask_center_px=0):
     """Full-frame PCA-ADI (Soummer et al. 2012; Amara & Quanz 2012).
 
@@ -222,7 +222,7 @@ def pca_adi(cube, angles_deg, ncomp, *, imlib="skimage", interpolation="bicubic"
 
 
 def pca_adi_annular(cube, angles_deg, ncomp, fwhm_px, *, imlib="skimage",
-                    interpolation="bicubic", collapse="median", delta_rot_fwhm=1.0,
+                    interpolation="biquintic", collapse="median", delta_rot_fwhm=1.0,
                     radius_int_px=0):
     """Annular PCA-ADI with a rotation threshold, by `vip_hci.psfsub.pca_annular`.
 
@@ -245,20 +245,26 @@ def pca_adi_annular(cube, angles_deg, ncomp, fwhm_px, *, imlib="skimage",
     Raises
     ------
     InputShapeError
+    TooFewFramesError
+        If the field rotation leaves too few reference frames in an annulus
+        (increase ``radius_int_px`` or lower ``delta_rot_fwhm``).
     """
     from vip_hci.psfsub import pca_annular
 
     cube, angles_deg = _check_adi(cube, angles_deg)
-    frame = pca_annular(cube=cube, angle_list=angles_deg, fwhm=float(fwhm_px),
-                        ncomp=int(ncomp), asize=float(fwhm_px),
-                        delta_rot=float(delta_rot_fwhm), radius_int=int(radius_int_px),
-                        imlib=imlib, interpolation=interpolation, collapse=collapse,
-                        verbose=False, nproc=1)
+    try:
+        frame = pca_annular(cube=cube, angle_list=angles_deg, fwhm=float(fwhm_px),
+                            ncomp=int(ncomp), asize=float(fwhm_px),
+                            delta_rot=float(delta_rot_fwhm), radius_int=int(radius_int_px),
+                            imlib=imlib, interpolation=interpolation, collapse=collapse,
+                            verbose=False, nproc=1)
+    except RuntimeError as exc:  # vip's "Too few frames left in the PCA library"
+        raise TooFewFramesError(f"annular PCA: {exc}") from exc
     return np.nan_to_num(frame).astype(np.float32)
 
 
 def pca_asdi(cube, angles_deg, wavelengths_um, ncomp, *, imlib="skimage",
-             interpolation="bicubic", collapse="median", mode="single"):
+             interpolation="biquintic", collapse="median", mode="single"):
     """PCA-ASDI: angular and spectral differential imaging (IRDIS DBI, IFS).
 
     Frames are rescaled by ``max(wavelengths) / wavelength`` so speckles line

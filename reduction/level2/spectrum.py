@@ -50,12 +50,16 @@ def candidate_spectrum(cube, angles_deg, psf_norm, star_flux, fwhm_px, x, y, alg
     from scipy.ndimage import map_coordinates
 
     cube = np.asarray(cube, dtype=np.float32)
-    n_chan = cube.shape[0] if cube.ndim == 4 else -1
-    star_flux = np.broadcast_to(np.asarray(star_flux, dtype=float), (max(n_chan, 0),))
-    fwhm_px = np.broadcast_to(np.asarray(fwhm_px, dtype=float), (max(n_chan, 0),))
-    if cube.ndim != 4 or np.shape(psf_norm)[0] != n_chan:
+    if cube.ndim != 4 or np.ndim(psf_norm) != 3 or np.shape(psf_norm)[0] != cube.shape[0]:
         raise InputShapeError("a spectrum needs a (wavelength, time, y, x) cube and one "
                               "PSF per channel", cube.shape)
+    n_chan = cube.shape[0]
+    try:
+        star_flux = np.broadcast_to(np.asarray(star_flux, dtype=float), (n_chan,))
+        fwhm_px = np.broadcast_to(np.asarray(fwhm_px, dtype=float), (n_chan,))
+    except ValueError as exc:
+        raise InputShapeError("star_flux and fwhm_px need one value per channel",
+                              cube.shape) from exc
     center = star_center(cube.shape)
     sep_px, pa_deg = xy_to_sep_pa(x, y, cube.shape)
     contrast, error, thr = (np.zeros(n_chan) for _ in range(3))

@@ -47,7 +47,7 @@ def test_pca_adi_matches_vip():
     import vip_hci
 
     cube = synthetic.speckle_cube(24, 61, ANGLES, rng=1)
-    ours = psfsub.pca_adi(cube, ANGLES, 4)
+    ours = psfsub.pca_adi(cube, ANGLES, 4, interpolation="bicubic")
     theirs = vip_hci.psfsub.pca(cube=cube, angle_list=ANGLES, ncomp=4, imlib="skimage",
                                 interpolation="bicubic", verbose=False)
     assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
