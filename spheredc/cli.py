@@ -107,7 +107,7 @@ def cmd_sequences(args):
 
 
 def cmd_demo(args):
-    """The main job: database, a simulated night, ingest, sequences, reduction."""
+    """The main job: database, a simulated night, ingest, sequences, reduction, serving."""
     import json as _json
     from pathlib import Path
 
@@ -146,7 +146,14 @@ def cmd_demo(args):
         for flag in r.get("flags", []):
             print(f"    flag: {flag}")
     print(f"products are under {db.settings.products_dir}")
-    return 0
+    if args.no_serve:
+        return 0
+    from spheredc import serve_cmd
+
+    print("\nserving on http://127.0.0.1:8000 (TAP at /tap, e.g. TOPCAT or "
+          "pyvo.dal.TAPService('http://127.0.0.1:8000/tap')); Ctrl-C stops", flush=True)
+    return serve_cmd.cmd_serve(argparse.Namespace(host="127.0.0.1", port=8000, workers=2,
+                                                  threads=8, async_workers=2))
 
 
 def build_parser():
@@ -191,9 +198,10 @@ def build_parser():
     postprocess_cmd.register(sub)
     serve_cmd.register(sub)
 
-    s = sub.add_parser("demo", help="the main job on the embedded default: simulate, ingest, list")
+    s = sub.add_parser("demo", help="the main job: simulate a night, ingest, reduce, serve")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--small", action="store_true", help="a small night (seconds instead of minutes)")
+    s.add_argument("--no-serve", action="store_true", help="stop after the reduction")
     s.set_defaults(func=cmd_demo)
     return p
 
