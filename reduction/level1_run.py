@@ -67,8 +67,9 @@ def _frame_table_hdu(cube, files):
     table["seeing_arcsec"] = [by_arc.get(a, {}).get("seeing_arcsec") or np.nan
                               for a in table["file"]]
     table["tau0_s"] = [by_arc.get(a, {}).get("tau0_s") or np.nan for a in table["file"]]
-    # Strehl per frame needs a non-coronagraphic image: only the PSF's is known.
-    table["strehl"] = np.full(len(table), np.nan)
+    # A coronagraphic frame has no Strehl of its own: every frame gets the estimate
+    # from the sequence's off-axis (FLUX) frames, averaged over the two fields.
+    table["strehl"] = np.full(len(table), np.nanmean(_strehls(cube)) if len(table) else np.nan)
     table["selected"] = table["selected"].astype(bool)
     hdu = fits.table_to_hdu(table)
     hdu.name = "FRAMES"
@@ -120,6 +121,14 @@ def master_cube_hdul(cube, header, files):
                          _frame_table_hdu(cube, files), waves])
 
 
+def _strehls(cube):
+    """Strehl estimate per field from the off-axis PSF."""
+    from reduction.level1.psf import strehl_estimate
+
+    return [strehl_estimate(cube.psf[k], cube.psf_flux_adu_s[k], cube.wavelengths_um[k],
+                            cube.pixscale_arcsec) for k in range(cube.psf.shape[0])]
+
+
 def _psf_hdul(cube, header):
     from astropy.io import fits
 
@@ -135,6 +144,9 @@ def _psf_hdul(cube, header):
     for k in range(cube.psf.shape[0]):
         hdr[f"PSFFLUX{k + 1}"] = (float(cube.psf_flux_adu_s[k]), f"[ADU/s] PSF flux, field {k + 1}")
         hdr[f"PSFFWHM{k + 1}"] = (float(cube.psf_fwhm_px[k]), f"[pixel] FWHM, field {k + 1}")
+    for k, strehl in enumerate(_strehls(cube)):
+        hdr[f"HIERARCH ESO QC STREHL{k + 1}"] = (round(float(strehl), 4) if np.isfinite(strehl)
+                                                 else None, f"Strehl estimate, field {k + 1}")
     return fits.HDUList([fits.PrimaryHDU(np.asarray(cube.psf, np.float32), header=hdr)])
 
 

@@ -49,3 +49,38 @@ def test_measure_psf_flux_fwhm_and_stamp():
     assert psf.image.shape == (65, 65) and psf.image.dtype == np.float32
     assert np.unravel_index(np.nanargmax(psf.image), psf.image.shape) == (c, c)
     assert np.nansum(psf.image) == pytest.approx(star_adu_s, rel=0.03)
+
+
+def _obstructed_airy_image(wavelength_um, pixscale_arcsec, size=129, oversample=8,
+                           obstruction=0.14, diameter_m=8.0):
+    """A perfect PSF from the analytic obstructed Airy pattern, binned to pixels,
+    normalised to the analytic total flux (1)."""
+    from scipy.special import j1
+
+    lod_arcsec = np.degrees(wavelength_um * 1e-6 / diameter_m) * 3600.0
+    n = size * oversample
+    c = (np.arange(n) - (n - 1) / 2) / oversample * pixscale_arcsec / lod_arcsec
+    r = np.hypot(*np.meshgrid(c, c)) * np.pi
+    r[r == 0] = 1e-12
+    eps = obstruction
+    field = (2 * j1(r) / r - eps ** 2 * 2 * j1(eps * r) / (eps * r)) / (1 - eps ** 2)
+    # peak intensity per (lambda/D)^2 for unit flux: pi/4 (1 - eps^2)
+    intensity = field ** 2 * np.pi / 4 * (1 - eps ** 2)
+    pix_lod2 = (pixscale_arcsec / lod_arcsec) ** 2
+    binned = intensity.reshape(size, oversample, size, oversample).mean(axis=(1, 3))
+    return binned * pix_lod2
+
+
+@pytest.mark.parametrize("strehl", [1.0, 0.85, 0.5])
+def test_strehl_estimate_recovers_the_strehl_of_a_psf(strehl):
+    from reduction.level1.psf import strehl_estimate
+
+    wavelength_um, pixscale = 1.593, 0.01225
+    perfect = _obstructed_airy_image(wavelength_um, pixscale)
+    yy, xx = np.indices(perfect.shape) - perfect.shape[0] // 2
+    halo = np.exp(-(xx ** 2 + yy ** 2) / (2 * 15.0 ** 2))
+    halo /= halo.sum()
+    psf = strehl * perfect + (1 - strehl) * halo
+    est = strehl_estimate(psf * 1e5, 1e5, wavelength_um, pixscale)
+    assert est == pytest.approx(strehl, abs=0.03)
+    assert np.isnan(strehl_estimate(psf, 0.0, wavelength_um, pixscale))

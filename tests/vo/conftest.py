@@ -161,22 +161,44 @@ def load_synthetic(database, products_dir):
 
 
 @pytest.fixture(scope='session')
+def database(tmp_path_factory, spheredc_home):
+    """The VO tests' own archive (overrides the session one).
+
+    They count rows (ObsCore, SIA2 ...): the reduction tests' products in a shared
+    archive would change those counts.
+    """
+    from archive.config import Settings
+    from archive.db import Database
+
+    db = Database(Settings(home=tmp_path_factory.mktemp('vo_home')))
+    db.ensure_ready()
+    yield db
+    db.engine.dispose()
+    db.cluster.stop()
+
+
+def _env(database):
+    return dict(os.environ, SPHEREDC_HOME=str(database.settings.home))
+
+
+@pytest.fixture(scope='session')
 def vo_archive(database, small_night):
     """The database with the small night ingested and synthetic reduced data."""
     folder, truth = small_night
-    proc = run_cli('ingest', folder, '--json')
+    proc = run_cli('ingest', folder, '--json', env=_env(database))
     assert proc.returncode in (0, 3), proc.stderr
     return load_synthetic(database, database.settings.products_dir)
 
 
 @pytest.fixture(scope='session')
-def vo_server(vo_archive):
+def vo_server(vo_archive, database):
     """Base URL of ``spheredc serve`` (gunicorn) on a free port, stopped at the end."""
     port = _free_port()
-    log = open(os.path.join(os.environ['SPHEREDC_HOME'], 'serve.log'), 'w')
+    log = open(os.path.join(database.settings.home, 'serve.log'), 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'spheredc.serve_cmd', '--port', str(port),
                              '--workers', '2', '--async-workers', '2'],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env=_env(database))
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 60
     while True:
