@@ -119,7 +119,8 @@ def _summarise(members):
     objects = [r for r in members if r.get("dpr_type") == "OBJECT"]
     main = objects or members
     counts = collections.Counter(_COUNTED_TYPES.get(r.get("dpr_type")) for r in members)
-    ra, dec = _mean_position(members)
+    # SKY frames point at an offset field: the star is where the others point.
+    ra, dec = _mean_position([r for r in members if r.get("dpr_type") != "SKY"] or members)
     seq = {
         "sequence_id": f"{first['arm']}.{first['date_obs']}",
         "arm": first["arm"],

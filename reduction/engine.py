@@ -1,11 +1,12 @@
-"""Running level-1 reductions on Dask: a local cluster or an existing scheduler.
+"""Running reductions on Dask: a local cluster or an existing scheduler.
 
-One task per sequence (`reduction.level1_run.reduce_sequence`); a task that
-raises is turned into a ``failed`` result, so one bad sequence never stops the
-others. The cluster is a `distributed.LocalCluster` sized to the machine, or
-the scheduler named by ``SPHEREDC_DASK_SCHEDULER`` (``tcp://host:8786``),
-whose workers must see the same ``SPHEREDC_HOME`` (or database URL) and files.
-Start such workers with
+One task per sequence: level 1 (`reduction.level1_run.reduce_sequence`), then
+level 2 on its master cube (`reduction.level2_run.reduce_level2`) unless only
+level 1 is asked for; a task that raises is turned into a ``failed`` result,
+so one bad sequence never stops the others. The cluster is a
+`distributed.LocalCluster` sized to the machine, or the scheduler named by
+``SPHEREDC_DASK_SCHEDULER`` (``tcp://host:8786``), whose workers must see
+the same ``SPHEREDC_HOME`` (or database URL) and files. Start such workers with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None``
 (see `_client` for why).
 """
@@ -37,7 +38,8 @@ def local_cluster_size(memory_per_worker_gib=3.0):
     return n, int(total / n)
 
 
-def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=None):
+def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=None,
+                     level2_recipe=None):
     """Sequences to reduce.
 
     Parameters
@@ -53,6 +55,10 @@ def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=N
         changed since).
     recipe : `~reduction.recipes.Recipe`, optional
         Default `~reduction.recipes.MASTER_CUBE`.
+    level2_recipe : `~reduction.recipes.Recipe`, optional
+        With ``pending``, also the sequences whose current master cube has no
+        ``done`` run of this level-2 recipe for its digest (master-cube and PSF
+        checksums, recipe version, parameters).
 
     Returns
     -------
@@ -76,17 +82,72 @@ def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=N
     if not pending:
         return ids
     done = settled_digests(conn, recipe.name)
-    return [s for s in ids if sequence_digest(load_sequence(conn, s), recipe) not in done]
+    todo = [s for s in ids if sequence_digest(load_sequence(conn, s), recipe) not in done]
+    if level2_recipe is None:
+        return todo
+    from .level2_run import current_level1, level2_digest
+
+    done2 = settled_digests(conn, level2_recipe.name)
+    todo = set(todo)
+    for s in ids:
+        level1 = current_level1(conn, s)
+        if (s not in todo and set(level1) == {"master_cube", "psf_cube"}
+                and level2_digest(level1, level2_recipe) not in done2):
+            todo.add(s)
+    return [s for s in ids if s in todo]
 
 
-def _safe_reduce(sequence_id, settings, recipe):
-    """Task body: never raises, so the batch gathers every result."""
+def _settled(settings, sequence_id, recipe, level):
+    """Whether the sequence's current inputs already have a done/refused run of the recipe."""
+    from archive.db import Database
+
+    from .provenance import settled_digests
+
+    with Database(settings).connect(autocommit=True) as conn:
+        if level == 1:
+            from .level1_run import sequence_digest
+            from .sequence_io import load_sequence
+
+            digest = sequence_digest(load_sequence(conn, sequence_id), recipe)
+        else:
+            from .level2_run import current_level1, level2_digest
+
+            digest = level2_digest(current_level1(conn, sequence_id), recipe)
+        return digest in settled_digests(conn, recipe.name)
+
+
+def _safe_reduce(sequence_id, settings, recipe, level2_recipe=None, skip_current=False):
+    """Task body: level 1, then level 2; never raises, so the batch gathers every result.
+
+    With ``skip_current`` a level whose inputs digest is already settled is not
+    redone (status ``current``).
+    """
     from .level1_run import RunResult, reduce_sequence
+    from .level2_run import reduce_level2
 
     try:
-        return reduce_sequence(sequence_id, settings, recipe=recipe).as_dict()
+        if skip_current and _settled(settings, sequence_id, recipe, 1):
+            out = RunResult(sequence_id, "current").as_dict()
+        else:
+            out = reduce_sequence(sequence_id, settings, recipe=recipe).as_dict()
     except Exception as exc:  # e.g. the database vanished: nothing could be recorded
-        return RunResult(sequence_id, "failed", error=f"{type(exc).__name__}: {exc}").as_dict()
+        out = RunResult(sequence_id, "failed", error=f"{type(exc).__name__}: {exc}").as_dict()
+    if level2_recipe is None:
+        return out
+    if out["status"] not in ("done", "current"):
+        out["level2"] = RunResult(sequence_id, "skipped",
+                                  error=f"level 1 {out['status']}").as_dict()
+        return out
+    try:
+        if skip_current and _settled(settings, sequence_id, level2_recipe, 2):
+            out["level2"] = RunResult(sequence_id, "current").as_dict()
+        else:
+            out["level2"] = reduce_level2(sequence_id, settings,
+                                          recipe=level2_recipe).as_dict()
+    except Exception as exc:
+        out["level2"] = RunResult(sequence_id, "failed",
+                                  error=f"{type(exc).__name__}: {exc}").as_dict()
+    return out
 
 
 def _client(settings, n_workers=None):
@@ -111,9 +172,9 @@ def _client(settings, n_workers=None):
     return Client(cluster), cluster
 
 
-def reduce_sequences(sequence_ids, settings=None, *, recipe=None, n_workers=None,
-                     use_dask=True):
-    """Reduce sequences, one Dask task each.
+def reduce_sequences(sequence_ids, settings=None, *, recipe=None, level2_recipe=None,
+                     n_workers=None, use_dask=True, skip_current=False):
+    """Reduce sequences, one Dask task each (level 1, then level 2 if asked).
 
     Parameters
     ----------
@@ -122,15 +183,23 @@ def reduce_sequences(sequence_ids, settings=None, *, recipe=None, n_workers=None
         Default from the environment; its ``dask_scheduler`` selects the cluster.
     recipe : `~reduction.recipes.Recipe`, optional
         Default `~reduction.recipes.MASTER_CUBE`.
+    level2_recipe : `~reduction.recipes.Recipe`, optional
+        Level-2 recipe run after level 1 (e.g. `~reduction.recipes.LEVEL2`);
+        None stops after level 1.
     n_workers : int, optional
         Workers of the local cluster (default: `local_cluster_size`).
     use_dask : bool, optional
         False runs the sequences one after the other in this process.
+    skip_current : bool, optional
+        Do not redo a level whose inputs digest already has a ``done`` or
+        ``refused`` run (``--pending``); its status is then ``current``.
 
     Returns
     -------
     results : list of dict
-        `~reduction.level1_run.RunResult` as dicts, in the order of ``sequence_ids``.
+        `~reduction.level1_run.RunResult` of level 1 as dicts, in the order of
+        ``sequence_ids``; with ``level2_recipe`` each has a ``level2`` entry,
+        the level-2 `RunResult` (``skipped`` when level 1 was not done).
 
     Raises
     ------
@@ -146,13 +215,15 @@ def reduce_sequences(sequence_ids, settings=None, *, recipe=None, n_workers=None
     if not sequence_ids:
         return []
     if not use_dask:
-        return [_safe_reduce(s, settings, recipe) for s in sequence_ids]
+        return [_safe_reduce(s, settings, recipe, level2_recipe, skip_current)
+                for s in sequence_ids]
     import uuid
 
     client, cluster = _client(settings, n_workers)
     batch = uuid.uuid4().hex[:8]  # keys unique per batch on a shared scheduler
     try:
         futures = client.map(_safe_reduce, sequence_ids, settings=settings, recipe=recipe,
+                             level2_recipe=level2_recipe, skip_current=skip_current,
                              pure=False, key=[f"reduce-{s}-{batch}" for s in sequence_ids])
         results = []
         for s, fut in zip(sequence_ids, futures):

@@ -1,4 +1,4 @@
-"""PNG previews of a master cube: the no-ADI stack and the off-axis PSF.
+"""PNG previews: the no-ADI stack and PSF of a master cube; level-2 images and curves.
 
 matplotlib is imported inside the functions (Agg canvas, no pyplot state) and
 the PNG carries no software/date metadata, so the bytes are reproducible.
@@ -7,7 +7,7 @@ import numpy as np
 
 from .products import atomic_path
 
-__all__ = ["no_adi_stack", "write_preview"]
+__all__ = ["no_adi_stack", "write_preview", "write_level2_preview", "write_contrast_plot"]
 
 
 def no_adi_stack(science):
@@ -65,3 +65,102 @@ def write_preview(images, path, *, titles, label="ADU/s"):
     with atomic_path(path) as tmp:
         # No Software entry: the PNG bytes depend only on the pixels.
         fig.savefig(tmp, format="png", metadata={"Software": None})
+
+
+def _compass_and_scale(ax, shape, pixscale_arcsec):
+    """North/east arrows (north up, east left) and a round-length scale bar."""
+    ny, nx = shape
+    length, x0, y0 = 0.15 * min(nx, ny), 0.88 * nx, 0.08 * ny
+    arrow = {"color": "white", "width": 0.3, "head_width": 1.2 + 0.01 * nx,
+             "length_includes_head": True}
+    ax.arrow(x0, y0, 0, length, **arrow)
+    ax.arrow(x0, y0, -length, 0, **arrow)
+    ax.text(x0, y0 + 1.1 * length, "N", color="white", ha="center", va="bottom", fontsize=8)
+    ax.text(x0 - 1.1 * length, y0, "E", color="white", ha="right", va="center", fontsize=8)
+    bar_arcsec = min((0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0),
+                     key=lambda v: abs(v - nx * pixscale_arcsec / 5))
+    bar_px = bar_arcsec / pixscale_arcsec
+    ax.plot([0.06 * nx, 0.06 * nx + bar_px], [0.06 * ny] * 2, color="white", lw=2)
+    ax.text(0.06 * nx + bar_px / 2, 0.08 * ny, f'{bar_arcsec:g}"', color="white",
+            ha="center", va="bottom", fontsize=8)
+
+
+def write_level2_preview(image, path, *, title, pixscale_arcsec, label, candidates=(),
+                         symmetric=False):
+    """Write a north-up level-2 image (final image or S/N map) as a PNG.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`, shape (ny, nx)
+        Star on (ny // 2, nx // 2).
+    path : str or `pathlib.Path`
+        Written as is (the caller makes it atomic).
+    title, label : str
+        Title and colour bar label.
+    pixscale_arcsec : float
+        For the scale bar.
+    candidates : sequence of dict, optional
+        Circled at their ``x``, ``y`` (pixels).
+    symmetric : bool, optional
+        Colour scale symmetric about zero (S/N maps); asinh stretch either way.
+    """
+    from astropy.visualization import (AsinhStretch, ImageNormalize, ManualInterval,
+                                       PercentileInterval)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
+
+    fig = Figure(figsize=(5.5, 4.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_facecolor("black")
+    data = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    # The corners are not covered by every derotated frame: their edge artefacts
+    # would set the colour scale, so they are blanked.
+    yy, xx = np.indices(data.shape)
+    data[np.hypot(yy - data.shape[0] // 2, xx - data.shape[1] // 2)
+         > min(data.shape) / 2 - 1] = np.nan
+    finite = data[np.isfinite(data)]
+    if symmetric:
+        vmax = max(float(np.abs(finite).max()), 1e-12) if finite.size else 1.0
+        interval = ManualInterval(-vmax, vmax)
+    else:
+        interval = PercentileInterval(99.5)
+    norm = ImageNormalize(finite, interval=interval, stretch=AsinhStretch())
+    im = ax.imshow(data, origin="lower", cmap="RdBu_r" if symmetric else "inferno", norm=norm)
+    for c in candidates:
+        ax.add_patch(Circle((c["x"], c["y"]), 5.0, fill=False, color="lime", lw=1))
+    _compass_and_scale(ax, data.shape, pixscale_arcsec)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def write_contrast_plot(table, path, *, title):
+    """Write a 5-sigma contrast curve (magnitudes versus arcsec) as a PNG.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        Columns ``sep_arcsec`` and ``contrast_mag_5sigma``.
+    path : str or `pathlib.Path`
+    title : str
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(table["sep_arcsec"], table["contrast_mag_5sigma"], color="C0",
+            label="5-sigma, Student-t, throughput corrected")
+    ax.invert_yaxis()  # deeper limits lower
+    ax.set_xlabel("separation (arcsec)")
+    ax.set_ylabel("contrast (mag)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})

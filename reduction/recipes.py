@@ -10,9 +10,10 @@ import hashlib
 import json
 
 from reduction.level1.params import CalibrationParams, MasterCubeParams, PSFParams
+from reduction.level2.params import Level2Params
 
 __all__ = ["PIPELINE_NAME", "PIPELINE_VERSION", "Recipe", "MASTER_BACKGROUND", "MASTER_FLAT",
-           "BAD_PIXEL_MAP", "MASTER_CUBE", "RECIPES", "params_dict", "params_json",
+           "BAD_PIXEL_MAP", "MASTER_CUBE", "LEVEL2", "RECIPES", "params_dict", "params_json",
            "inputs_digest"]
 
 #: Name written in ``ESO PRO REC1 PIPE ID``.
@@ -70,8 +71,17 @@ MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.0",
                                                     annulus_px=(160.0, 200.0))),
                      "IRD_MASTER_CUBE")
 
+# Level 2: full-frame PCA-ADI, ncomp by `reduction.level2.psfsub.default_ncomp`,
+# S/N threshold 5. Frames are cropped to 150 px (1.84 arcsec at H) around the
+# star, beyond the AO control radius (~0.8 arcsec at H): the speckle subtraction
+# and the throughput injections cost ~5 s per field there against minutes on
+# the whole 801-px crop of the master cube.
+LEVEL2 = Recipe("spheredc_ird_level2", "1.0", Level2Params(outer_radius_px=150),
+                "IRD_LEVEL2")
+
 #: Every recipe by name.
-RECIPES = {r.name: r for r in (MASTER_BACKGROUND, MASTER_FLAT, BAD_PIXEL_MAP, MASTER_CUBE)}
+RECIPES = {r.name: r for r in (MASTER_BACKGROUND, MASTER_FLAT, BAD_PIXEL_MAP, MASTER_CUBE,
+                               LEVEL2)}
 
 
 def params_dict(params):

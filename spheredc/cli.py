@@ -135,16 +135,29 @@ def cmd_demo(args):
     print(format_ingest_report(report))
     print()
     print(format_sequences(fetch_sequences(db.fetch, night=truth["night"])))
-    print("\n[4/4] reducing the night (level 1: calibrations, master cubes) on Dask", flush=True)
+    print("\n[4/4] reducing the night on Dask (level 1: calibrations and master cubes; "
+          "level 2: PCA-ADI, S/N maps, contrast curves, candidates)", flush=True)
     from reduction.engine import reduce_sequences, select_sequences
+    from reduction.recipes import LEVEL2
 
     with db.connect(autocommit=True) as conn:
-        ids = select_sequences(conn, pending=True)
-    for r in reduce_sequences(ids, db.settings):
-        line = f"{r['sequence_id']:32s} {r['status']:8s} {len(r['products'])} products"
+        ids = select_sequences(conn, pending=True, level2_recipe=LEVEL2)
+    for r in reduce_sequences(ids, db.settings, level2_recipe=LEVEL2, skip_current=True):
+        line = f"{r['sequence_id']:32s} level 1 {r['status']:8s} {len(r['products'])} products"
         print(line + (f"  ({r['error'].splitlines()[0]})" if r.get("error") else ""))
         for flag in r.get("flags", []):
             print(f"    flag: {flag}")
+        l2 = r.get("level2") or {}
+        if l2:
+            print(f"{'':32s} level 2 {l2.get('status', ''):8s} "
+                  f"{len(l2.get('products', []))} products"
+                  + (f"  ({l2['error'].splitlines()[0]})" if l2.get("error") else ""))
+    with db.connect() as conn:
+        for target, sep, pa, snr, mag in conn.execute(
+                "SELECT target_name, sep_arcsec, pa_deg, snr, contrast_mag "
+                "FROM sphere.candidates ORDER BY target_name, snr DESC").fetchall():
+            print(f"    candidate near {target}: {sep:.3f} arcsec, PA {pa:.1f} deg, "
+                  f"S/N {snr:.1f}, contrast {mag:.2f} mag")
     print(f"products are under {db.settings.products_dir}")
     if args.no_serve:
         return 0

@@ -156,6 +156,8 @@ def find_candidates(image, snr_map, fwhm_px, pixscale_arcsec, *, star_flux=None,
             continue  # another S/N peak of a source already listed
         x_image, y_image = fit_position(image, xs0, ys0, fwhm_px)
         sep_px, pa_deg = (float(v) for v in xy_to_sep_pa(x, y, image.shape))
+        if sep_px < inner_radius_px:
+            continue  # the fit moved it into the star residual zone: a residual, not a source
         _, std, n_bg = ring_statistics(flux_image, np.array([y]), np.array([x]),
                                        fwhm_px, center)
         f0 = float(map_coordinates(flux_image, [[y], [x]], order=1)[0])

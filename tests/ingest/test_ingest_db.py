@@ -76,6 +76,10 @@ def test_sequences_and_missing_calibrations_match_the_truth(database, night_arch
         assert key in got, f"sequence {label} not grouped as the truth says"
         missing, status = got[key]
         assert missing == sorted(seq["missing_calibrations"]), label
+        ra, dec = _query(database, "SELECT s.ra, s.dec FROM sphere.sequences s JOIN "
+                                   "sphere.raw_files r USING (sequence_id) WHERE r.file_name = %s",
+                         (seq["files"][0],))[0]
+        assert (ra, dec) == (pytest.approx(seq["ra"], abs=1e-6), pytest.approx(seq["dec"], abs=1e-6))
         assert status == ("incomplete" if missing else
                           "not_required" if seq["arm"] == "IFS" else status)
 

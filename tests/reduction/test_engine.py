@@ -118,8 +118,8 @@ def test_killed_run_registers_nothing_and_resumes_on_external_scheduler(archive,
     assert _query(db, "SELECT count(*) FROM sphere.products WHERE level = 1 AND "
                       "run_id = %s", (killed[0][0],)) == [(0,)]
     for r in report["sequences"]:
-        files = _query(db, "SELECT path, checksum FROM sphere.products WHERE sequence_id = %s",
-                       (r["sequence_id"],))
+        files = _query(db, "SELECT path, checksum FROM sphere.products WHERE sequence_id = %s "
+                           "AND level = 1", (r["sequence_id"],))
         assert len(files) == 4
         assert all((db.settings.products_dir / p).is_file() for p, _ in files)
     # no temporary file left behind by the killed run under a product's name

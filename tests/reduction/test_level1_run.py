@@ -209,7 +209,8 @@ def test_master_cube_is_a_calib_level_2_obscore_row(night, database):
     if _rows(database, "SELECT to_regclass('ivoa.obscore') AS v")[0]["v"] is None:
         pytest.skip("ivoa.obscore not in this schema revision")
     rows = _rows(database, "SELECT calib_level, dataproduct_type, dataproduct_subtype, s_xel1, "
-                           "s_pixel_scale FROM ivoa.obscore WHERE obs_id = %s", (sid,))
+                           "s_pixel_scale FROM ivoa.obscore WHERE obs_id = %s "
+                           "AND dataproduct_subtype = 'master_cube'", (sid,))
     assert rows == [{"calib_level": 2, "dataproduct_type": "cube",
                      "dataproduct_subtype": "master_cube", "s_xel1": 801,
                      "s_pixel_scale": pytest.approx(0.01225)}]
@@ -251,11 +252,13 @@ def test_rerun_gives_identical_bytes_and_reuses_calibrations(night, database):
     before = {r["product_id"] for r in _rows(database, "SELECT product_id FROM sphere.products "
                                                        "WHERE level = 0")}
     old = {r["file_name"]: r for r in _rows(database, "SELECT * FROM sphere.products WHERE "
-                                                      "sequence_id = %s AND is_current", (sid,))}
+                                                      "sequence_id = %s AND is_current "
+                                                      "AND level = 1", (sid,))}
     result = reduce_sequence(sid, database.settings)
     assert result.status == "done", result.error
     new = {r["file_name"]: r for r in _rows(database, "SELECT * FROM sphere.products WHERE "
-                                                      "sequence_id = %s AND is_current", (sid,))}
+                                                      "sequence_id = %s AND is_current "
+                                                      "AND level = 1", (sid,))}
     assert set(new) == set(old)
     for name in new:
         assert new[name]["version"] == old[name]["version"] + 1

@@ -1,0 +1,410 @@
+"""Level 2 of one sequence inside the engine: the file and database side.
+
+`reduce_level2` reads the sequence's current master-cube and PSF products,
+runs `reduction.level2.run_postprocess` per filter (IRDIS DBI: one result per
+field; CI: both fields of the same filter processed together), writes the
+final image, S/N map, contrast curve (FITS table + PNG), HCI-FITS file and
+previews, and registers them with the run, the ``sphere.detection_limits``
+rows and the ``sphere.candidates`` rows in one transaction; the sequence's
+earlier rows are replaced in that transaction. Like level 1 it never raises
+for the sequence's own problems: the run is recorded ``failed``.
+"""
+import dataclasses
+import re
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .recipes import LEVEL2, inputs_digest
+
+__all__ = ["ALGORITHM_NAMES", "current_level1", "level2_digest", "field_filters",
+           "reduce_level2", "candidate_rows", "limit_rows"]
+
+#: Name recorded in ``algorithm`` columns for each `Level2Params.algorithm`.
+ALGORITHM_NAMES = {"pca": "pca_adi", "pca_annular": "pca_adi_annular", "median": "median_adi",
+                   "stack": "no_adi", "pca_asdi": "pca_asdi"}
+_WCS_KEYS = ("CTYPE", "CRPIX", "CRVAL", "CDELT", "CUNIT", "CD1_", "CD2_", "PC1_", "PC2_")
+_LEVEL1_KEYS = ("AXORDER", "STAR_X", "STAR_Y", "ANGCONV", "PIXSCAL", "BUNIT")
+
+
+def current_level1(conn, sequence_id):
+    """The sequence's current master-cube and PSF-cube product rows.
+
+    Returns
+    -------
+    rows : dict
+        ``{'master_cube': row, 'psf_cube': row}`` (dicts); a type is missing
+        when the sequence has no current product of it.
+    """
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT * FROM sphere.products WHERE sequence_id = %s AND is_current AND "
+            "product_type IN ('master_cube', 'psf_cube') ORDER BY version",
+            (sequence_id,)).fetchall()
+    return {r["product_type"]: r for r in rows}
+
+
+def level2_digest(level1_rows, recipe=LEVEL2):
+    """Inputs digest of a level-2 run: master-cube and PSF checksums, recipe, parameters."""
+    return inputs_digest(recipe, [r["checksum"] for r in level1_rows.values()])
+
+
+def field_filters(filter_name, n_fields):
+    """Filter name of each result: DBI ``DB_H23`` -> ``['H2', 'H3']``; CI -> one name.
+
+    Parameters
+    ----------
+    filter_name : str or None
+        ``sphere.sequences.filter``.
+    n_fields : int
+
+    Returns
+    -------
+    names : list of str
+        One per field for dual-band filters, a single name otherwise (the
+        fields share the filter and are processed together).
+    """
+    filter_name = filter_name or "unknown"
+    m = re.fullmatch(r"DB_([A-Z])(\d)(\d)", filter_name)
+    if m and n_fields == 2:
+        return [m[1] + m[2], m[1] + m[3]]
+    if filter_name.startswith("DB_") and n_fields == 2:
+        return [f"{filter_name}_left", f"{filter_name}_right"]
+    return [filter_name]
+
+
+def _sky_positions(ra_deg, dec_deg, dra_arcsec, ddec_arcsec):
+    """Absolute ICRS positions of offsets (east, north) from the star."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    star = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
+    sky = star.spherical_offsets_by(np.asarray(dra_arcsec) * u.arcsec,
+                                    np.asarray(ddec_arcsec) * u.arcsec)
+    return sky.ra.deg, sky.dec.deg
+
+
+def candidate_rows(result, *, sequence, filter_name, product_id, epoch_mjd):
+    """``sphere.candidates`` rows of one level-2 result.
+
+    Parameters
+    ----------
+    result : `reduction.level2.Level2Result`
+    sequence : dict
+        ``sphere.sequences`` row (sequence_id, target_name, ra, dec, prog_id, release_date).
+    filter_name : str
+    product_id : str
+        The final image the candidates were measured on.
+    epoch_mjd : float
+        Mid-sequence MJD (UTC).
+
+    Returns
+    -------
+    rows : list of dict
+        Brightest first; ``ra``/``dec`` None when the star has no position.
+    """
+    cands = result.candidates
+    ra = dec = [None] * len(cands)
+    if cands and sequence.get("ra") is not None and sequence.get("dec") is not None:
+        ra, dec = _sky_positions(sequence["ra"], sequence["dec"],
+                                 [c["dra_arcsec"] for c in cands],
+                                 [c["ddec_arcsec"] for c in cands])
+    algo = ALGORITHM_NAMES[result.params.algorithm]
+    rows = []
+    for i, c in enumerate(cands, start=1):
+        rows.append({
+            "candidate_id": f"{sequence['sequence_id']}.{filter_name}.c{i}",
+            "sequence_id": sequence["sequence_id"], "product_id": product_id,
+            "target_name": sequence.get("target_name"), "epoch_mjd": float(epoch_mjd),
+            "filter": filter_name, "algorithm": algo,
+            **{k: _finite(c[k]) for k in ("sep_arcsec", "sep_err_arcsec", "pa_deg",
+                                          "pa_err_deg", "dra_arcsec", "ddec_arcsec",
+                                          "contrast_mag", "contrast_err_mag", "snr")},
+            "x_px": float(c["x"]), "y_px": float(c["y"]),
+            "ra": None if ra[i - 1] is None else float(ra[i - 1]),
+            "dec": None if dec[i - 1] is None else float(dec[i - 1]),
+            "prog_id": sequence.get("prog_id"), "release_date": sequence.get("release_date")})
+    return rows
+
+
+def limit_rows(result, *, sequence, filter_name, product_id):
+    """``sphere.detection_limits`` rows: one per separation with a finite, positive limit."""
+    t = result.contrast
+    algo = ALGORITHM_NAMES[result.params.algorithm]
+    rows = []
+    for sep, c, mag, thr in zip(t["sep_arcsec"], t["contrast_5sigma"],
+                                t["contrast_mag_5sigma"], t["throughput"]):
+        if not (np.isfinite(c) and c > 0):
+            continue  # no limit where the noise or the throughput is undefined
+        rows.append({"sequence_id": sequence["sequence_id"], "filter": filter_name,
+                     "algorithm": algo, "product_id": product_id,
+                     "target_name": sequence.get("target_name"),
+                     "sep_arcsec": float(sep), "contrast_5sigma": float(c),
+                     "contrast_mag_5sigma": float(mag), "throughput": _finite(thr),
+                     "prog_id": sequence.get("prog_id"),
+                     "release_date": sequence.get("release_date")})
+    return rows
+
+
+def _finite(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _insert(conn, table, rows):
+    if not rows:
+        return
+    cols = list(rows[0])
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) "
+                        f"VALUES ({', '.join(['%s'] * len(cols))})",
+                        [[r[c] for c in cols] for r in rows])
+
+
+def _base_header(cube_header, level1, recipe):
+    """Level-2 primary header: the master cube's observation keywords, this recipe's
+    ESO PRO provenance (master cube and PSF as its input frames), no array or
+    detector-offset WCS keywords."""
+    from .fitsmeta import product_header
+
+    hdr = cube_header.copy(strip=True)
+    for key in list(hdr):
+        if key.startswith(_WCS_KEYS) or key in _LEVEL1_KEYS or re.fullmatch(r"WAVE\d+", key):
+            hdr.remove(key, ignore_missing=True, remove_all=True)
+    inputs = [(level1[t]["file_name"], catg) for t, catg in
+              (("master_cube", "IRD_MASTER_CUBE"), ("psf_cube", "IRD_PSF_CUBE"))]
+    # DATE from the inputs (end of the sequence), not the wall clock: same bytes on rerun
+    return product_header(hdr, recipe, raw_inputs=inputs,
+                          date_mjd=level1["master_cube"]["mjd_end"])
+
+
+def _image_hdul(data, header, pixscale_arcsec, sequence, bunit, pro_catg):
+    """Primary-HDU FITS of a north-up image with a TAN WCS centred on the star."""
+    from astropy.io import fits
+
+    from .level2.hcifits import image_hdu
+
+    wcs = image_hdu(data, "PRIMARY", pixscale_arcsec, bunit).header
+    hdr = header.copy()
+    hdr["HIERARCH ESO PRO CATG"] = pro_catg
+    for key in ("BUNIT", "STARX", "STARY", "PIXSCAL", "CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2",
+                "CDELT1", "CDELT2", "CUNIT1", "CUNIT2", "ORIENT"):
+        hdr[key] = (wcs[key], wcs.comments[key])
+    if sequence.get("ra") is not None:
+        hdr["CRVAL1"], hdr["CRVAL2"] = float(sequence["ra"]), float(sequence["dec"])
+        hdr["RADESYS"] = "ICRS"
+    return fits.HDUList([fits.PrimaryHDU(np.asarray(data, np.float32), header=hdr)])
+
+
+def _contrast_hdul(result, header):
+    from astropy.io import fits
+    from astropy.table import Table
+
+    table = Table(result.contrast, copy=True)
+    table["sep_arcsec"].unit = "arcsec"
+    table["contrast_mag_5sigma"].unit = "mag"
+    hdr = header.copy()
+    hdr["HIERARCH ESO PRO CATG"] = "IRD_CONTRAST_CURVE"
+    hdu = fits.table_to_hdu(table)
+    hdu.name = "CONTRAST"
+    return fits.HDUList([fits.PrimaryHDU(header=hdr), hdu])
+
+
+def _run_fields(cube, derot_deg, psf, pixscale_arcsec, wavelengths_um, filters, params):
+    """``[(filter, Level2Result)]``: per field, or both fields together for one filter."""
+    from reduction.level2 import run_postprocess
+
+    if len(filters) == cube.shape[0]:
+        return [(f, run_postprocess(cube[k], derot_deg, psf[k], pixscale_arcsec,
+                                    wavelengths_um=None, params=params))
+                for k, f in enumerate(filters)]
+    return [(filters[0], run_postprocess(cube, derot_deg, psf, pixscale_arcsec,
+                                         wavelengths_um=wavelengths_um, params=params))]
+
+
+def _write(conn, products_dir, seq, level1, results, header, recipe, run):
+    """Write the products of every filter; return (ProductFiles, candidates, limits)."""
+    from .previews import write_contrast_plot, write_level2_preview
+    from .products import ProductFile, atomic_path, next_version, sha256_file, write_fits
+
+    sid = seq["sequence_id"]
+    cube_row = level1["master_cube"]
+    version = next_version(conn, sid, "final_image")
+    base = sid.replace(":", "-")
+    rel_dir = Path("level2") / base / f"v{version}"
+    out_dir = Path(products_dir) / rel_dir
+    prov = [{"input_kind": "product", "input_checksum": r["checksum"],
+             "input_id": r["product_id"], "role": t} for t, r in sorted(level1.items())]
+    common = {k: cube_row[k] for k in ("sequence_id", "target_name", "arm",
+                                       "ins_mode", "mjd_start", "mjd_end", "exptime_s",
+                                       "pixscale_arcsec", "n_frames", "prog_id",
+                                       "release_date", "quality_flags")}
+    common.update(ra=seq.get("ra"), dec=seq.get("dec"), level=2, version=version,
+                  is_current=True, run_id=run["run_id"], recipe=recipe.name,
+                  recipe_version=recipe.version, parameters=dataclasses.asdict(recipe.params))
+    epoch_mjd = 0.5 * (cube_row["mjd_start"] + cube_row["mjd_end"])
+    products, candidates, limits = [], [], []
+    wl = [float(header[f"WAVE{k}"]) for k in (1, 2) if f"WAVE{k}" in header]
+    base_hdr = _base_header(header, level1, recipe)
+
+    def add(kind, product_type, file_name, content_type, filt, r, write):
+        path = out_dir / file_name
+        if content_type == "image/png":
+            with atomic_path(path) as tmp:
+                write(tmp)
+            checksum, size = sha256_file(path), path.stat().st_size
+        else:
+            checksum, size = write(path)
+        row = dict(common, product_id=f"{sid}.{kind}_{filt}.v{version}",
+                   product_type=product_type, file_name=file_name,
+                   path=str(rel_dir / file_name), content_type=content_type,
+                   checksum=checksum, size_bytes=size, filter=filt,
+                   fov_deg=r.image.shape[-1] * r.pixscale_arcsec / 3600.0,
+                   wavelength_min_um=min(field_wl) if field_wl else None,
+                   wavelength_max_um=max(field_wl) if field_wl else None)
+        products.append(ProductFile(row, prov))
+        return row["product_id"]
+
+    for k, (filt, r) in enumerate(results):
+        # add() reads it when called, within this iteration
+        field_wl = [wl[k]] if len(results) > 1 and len(wl) == len(results) else wl
+        stem = f"{base}_{filt}"
+        algo = ALGORITHM_NAMES[r.params.algorithm]
+        hdr = base_hdr.copy()
+        hdr["FILTER"] = (filt, "filter of this image")
+        hdr["HCIALGO"] = (algo, "speckle subtraction")
+        hdr["HCINCOMP"] = (-1 if r.ncomp is None else r.ncomp, "principal components")
+        hdr["FWHM"] = (float(r.fwhm_px), "[pixel] PSF FWHM")
+        hdr["MJD-MID"] = (epoch_mjd, "mid-sequence epoch (MJD, UTC)")
+        image_id = add("final_image", "final_image", f"{stem}_final_image.fits",
+                       "application/fits", filt, r,
+                       lambda p: write_fits(_image_hdul(r.image, hdr, r.pixscale_arcsec, seq,
+                                                        "ADU/s", "IRD_FINAL_IMAGE"), p))
+        add("snr_map", "snr_map", f"{stem}_snr_map.fits", "application/fits", filt, r,
+            lambda p: write_fits(_image_hdul(r.snr_map, hdr, r.pixscale_arcsec, seq, "",
+                                             "IRD_SNR_MAP"), p))
+        curve_id = add("contrast_curve", "contrast_curve", f"{stem}_contrast_curve.fits",
+                       "application/fits", filt, r,
+                       lambda p: write_fits(_contrast_hdul(r, hdr), p))
+        add("contrast_plot", "contrast_curve", f"{stem}_contrast_curve.png", "image/png",
+            filt, r, lambda p: write_contrast_plot(
+                r.contrast, p, title=f"{seq.get('target_name')} {filt}: {algo}, 5-sigma"))
+
+        def hci(path):
+            from .level2.hcifits import write_hci_fits
+
+            extra = {f"HIERARCH {key}": hdr[key] for key in hdr if key.startswith("ESO PRO ")}
+            extra.update({"HIERARCH ESO PRO CATG": "IRD_HCI_FITS", "DATE": hdr["DATE"]})
+            with atomic_path(path) as tmp:
+                write_hci_fits(tmp, r, target_name=seq.get("target_name") or "",
+                               ra_deg=seq.get("ra"), dec_deg=seq.get("dec"), filter_name=filt,
+                               wavelength_um=float(np.mean(field_wl)) if field_wl else None,
+                               epoch_mjd=epoch_mjd, extra_header=extra)
+            return sha256_file(path), path.stat().st_size
+
+        add("hci_fits", "hci_fits", f"{stem}_hci.fits", "application/fits", filt, r, hci)
+        title = f"{seq.get('target_name')} {filt}"
+        add("preview_final", "preview", f"{stem}_final_image.png", "image/png", filt, r,
+            lambda p: write_level2_preview(r.image, p, title=f"{title}: {algo} (north up)",
+                                           pixscale_arcsec=r.pixscale_arcsec, label="ADU/s",
+                                           candidates=r.candidates))
+        add("preview_snr", "preview", f"{stem}_snr_map.png", "image/png", filt, r,
+            lambda p: write_level2_preview(r.snr_map, p, title=f"{title}: S/N map",
+                                           pixscale_arcsec=r.pixscale_arcsec, label="S/N",
+                                           candidates=r.candidates, symmetric=True))
+        candidates += candidate_rows(r, sequence=seq, filter_name=filt, product_id=image_id,
+                                     epoch_mjd=epoch_mjd)
+        limits += limit_rows(r, sequence=seq, filter_name=filt, product_id=curve_id)
+    return products, candidates, limits
+
+
+def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
+    """Post-process a sequence's current master cube to registered level-2 products.
+
+    Parameters
+    ----------
+    sequence_id : str
+    settings : `archive.config.Settings`, optional
+        Default from the environment (passed explicitly to Dask workers).
+    recipe : `~reduction.recipes.Recipe`, optional
+        The level-2 recipe and its `~reduction.level2.Level2Params`.
+
+    Returns
+    -------
+    result : `~reduction.level1_run.RunResult`
+        ``status`` 'done', 'skipped' (no current master cube: level 1 was
+        refused or never ran; no run recorded) or 'failed' (recorded with its
+        error); never raises for the sequence's own problems.
+
+    Raises
+    ------
+    archive.exceptions.DatabaseUnavailable
+        If the archive cannot be reached.
+    """
+    from astropy.io import fits
+    from psycopg.rows import dict_row
+
+    from archive.config import load_settings
+    from archive.db import Database
+
+    from .level1_run import RunResult
+    from .products import register_products
+    from .provenance import finish_run, start_run
+
+    settings = settings or load_settings()
+    timings = {}
+    with Database(settings).connect(autocommit=True) as conn:
+        level1 = current_level1(conn, sequence_id)
+        if set(level1) != {"master_cube", "psf_cube"}:
+            return RunResult(sequence_id, "skipped",
+                             error="no current master cube and PSF (level 1 not done)")
+        with conn.cursor(row_factory=dict_row) as cur:
+            seq = cur.execute("SELECT * FROM sphere.sequences WHERE sequence_id = %s",
+                              (sequence_id,)).fetchone()
+        run = start_run(conn, recipe, level2_digest(level1, recipe), sequence_id=sequence_id)
+        result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
+        try:
+            t = time.monotonic()
+            root = Path(settings.products_dir)
+            with fits.open(root / level1["master_cube"]["path"], memmap=False) as hdul:
+                header = hdul[0].header.copy()
+                cube = np.asarray(hdul[0].data, np.float32)
+                derot_deg = np.asarray(hdul["DEROT"].data, float)
+                wavelengths_um = np.asarray(hdul["WAVELENGTHS"].data, float)
+            with fits.open(root / level1["psf_cube"]["path"], memmap=False) as hdul:
+                psf = np.asarray(hdul[0].data, float)
+            timings["read"] = round(time.monotonic() - t, 3)
+            # The star is where the OBJECT frames point (the master cube keeps the first
+            # one's RA/DEC); the sequence's position averages in the offset SKY frames.
+            if header.get("RA") is not None and header.get("DEC") is not None:
+                seq = dict(seq, ra=float(header["RA"]), dec=float(header["DEC"]))
+            t = time.monotonic()
+            filters = field_filters(seq.get("filter"), cube.shape[0])
+            results = _run_fields(cube, derot_deg, psf, float(header["PIXSCAL"]),
+                                  wavelengths_um, filters, recipe.params)
+            del cube
+            timings["postprocess"] = round(time.monotonic() - t, 3)
+            t = time.monotonic()
+            products, cands, limits = _write(conn, settings.products_dir, seq, level1,
+                                             results, header, recipe, run)
+            timings["write"] = round(time.monotonic() - t, 3)
+            with conn.transaction():
+                conn.execute("DELETE FROM sphere.candidates WHERE sequence_id = %s",
+                             (sequence_id,))
+                conn.execute("DELETE FROM sphere.detection_limits WHERE sequence_id = %s",
+                             (sequence_id,))
+                result.products = register_products(conn, products)
+                _insert(conn, "sphere.candidates", cands)
+                _insert(conn, "sphere.detection_limits", limits)
+                finish_run(conn, run, "done", timings=timings)
+            result.status = "done"
+        except Exception as exc:  # failure isolation: record it, let the batch go on
+            result.error = f"{type(exc).__name__}: {exc}"
+            with conn.transaction():
+                finish_run(conn, run, "failed", error=result.error + "\n"
+                           + traceback.format_exc(limit=8), timings=timings)
+    return result
