@@ -153,10 +153,10 @@ def cmd_demo(args):
                   f"{len(l2.get('products', []))} products"
                   + (f"  ({l2['error'].splitlines()[0]})" if l2.get("error") else ""))
     with db.connect() as conn:
-        for target, sep, pa, snr, mag in conn.execute(
-                "SELECT target_name, sep_arcsec, pa_deg, snr, contrast_mag "
-                "FROM sphere.candidates ORDER BY target_name, snr DESC").fetchall():
-            print(f"    candidate near {target}: {sep:.3f} arcsec, PA {pa:.1f} deg, "
+        for target, filt, sep, pa, snr, mag in conn.execute(
+                "SELECT target_name, filter, sep_arcsec, pa_deg, snr, contrast_mag "
+                "FROM sphere.candidates ORDER BY target_name, sep_arcsec, filter").fetchall():
+            print(f"    candidate near {target} in {filt}: {sep:.3f} arcsec, PA {pa:.1f} deg, "
                   f"S/N {snr:.1f}, contrast {mag:.2f} mag")
     print(f"products are under {db.settings.products_dir}")
     if args.no_serve:
