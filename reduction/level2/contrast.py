@@ -56,7 +56,7 @@ def student_threshold(sep_px, fwhm_px, sigma=5.0):
     return stats.t.ppf(stats.norm.cdf(sigma), n_res - 1) * np.sqrt(1 + 1 / n_res)
 
 
-def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8):
+def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8, exclude_xy=()):
     """Mean and standard deviation of independent aperture fluxes per ring.
 
     Parameters
@@ -68,6 +68,10 @@ def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8):
     n_turns : int
         Placements of the ring of apertures, rotated by fractions of their
         spacing, over which the variance is averaged.
+    exclude_xy : sequence of (x, y)
+        Detected sources: apertures closer than 3 FWHM to one are left out (the
+        source and its ADI self-subtraction lobes), so a real companion does not
+        count as noise (and raise the limit) on its ring.
 
     Returns
     -------
@@ -86,11 +90,16 @@ def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8):
         # the variance is averaged over n_turns placements of the aperture ring:
         # one placement of ~2 pi r / FWHM apertures scatters by 1 / sqrt(2 n)
         ang = (np.arange(n_ap)[None, :] + np.arange(n_turns)[:, None] / n_turns) * step
-        f = map_coordinates(flux, [yc + sep * np.sin(ang).ravel(),
-                                   xc + sep * np.cos(ang).ravel()],
-                            order=1).reshape(ang.shape)
-        noise.append(np.sqrt(np.mean(f.var(axis=1, ddof=1))))
-        mean.append(f.mean())
+        ys, xs = yc + sep * np.sin(ang), xc + sep * np.cos(ang)
+        f = map_coordinates(flux, [ys.ravel(), xs.ravel()], order=1).reshape(ang.shape)
+        keep = np.ones(ang.shape, bool)
+        for x, y in exclude_xy:
+            keep &= np.hypot(xs - x, ys - y) >= 3.0 * fwhm_px
+        if keep.sum(axis=1).min() < 3:  # too few apertures left: keep them all
+            keep[:] = True
+        f = np.where(keep, f, np.nan)
+        noise.append(np.sqrt(np.mean(np.nanvar(f, axis=1, ddof=1))))
+        mean.append(np.nanmean(f))
     return np.array(noise), np.array(mean)
 
 
@@ -191,7 +200,7 @@ def throughput(cube, angles_deg, psf_norm, fwhm_px, algorithm, sep_px, flux,
 
 def contrast_curve(cube, angles_deg, psf_norm, star_flux, fwhm_px, algorithm, *,
                    pixscale_arcsec, sigma=5.0, n_branches=3, rad_sep_fwhm=3.0,
-                   fc_snr=50.0, inner_radius_fwhm=1.0, image_no_fc=None):
+                   fc_snr=50.0, inner_radius_fwhm=1.0, image_no_fc=None, exclude_xy=()):
     """Sigma-equivalent detection limit (contrast) versus separation.
 
     Parameters
@@ -216,6 +225,8 @@ def contrast_curve(cube, angles_deg, psf_norm, star_flux, fwhm_px, algorithm, *,
         First separation.
     image_no_fc : ndarray, shape (y, x), optional
         Algorithm result without fake companions (computed if None).
+    exclude_xy : sequence of (x, y)
+        Positions of detected sources, left out of the noise (`noise_per_separation`).
 
     Returns
     -------
@@ -239,7 +250,7 @@ def contrast_curve(cube, angles_deg, psf_norm, star_flux, fwhm_px, algorithm, *,
     sep = np.arange(np.ceil(inner_radius_fwhm * fwhm_px), half - fwhm_px, 1.0)
     if sep.size < 2:
         raise InputShapeError("frame too small for a contrast curve", image_no_fc.shape)
-    noise, _ = noise_per_separation(image_no_fc, sep, fwhm_px)
+    noise, _ = noise_per_separation(image_no_fc, sep, fwhm_px, exclude_xy=exclude_xy)
     # fake companions one FWHM apart, throughput interpolated in between
     sep_fc = np.arange(sep[0], sep[-1] + 1e-9, fwhm_px)
     flux_fc = fc_snr * np.interp(sep_fc, sep, noise)

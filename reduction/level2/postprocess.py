@@ -149,10 +149,14 @@ def run_postprocess(cube, angles_deg, psf, pixscale_arcsec, wavelengths_um=None,
     else:
         image = algorithm(cube, angles_deg)
     snr_image = snr.snr_map(image, fwhm_px)
+    # Sources above the threshold are real: keep them out of the contrast curve's noise.
+    sources = detection.find_peaks(snr_image, fwhm_px, threshold=params.snr_threshold,
+                                   inner_radius_px=params.residual_zone_fwhm * fwhm_px)
     curve = contrast.contrast_curve(
         cube, angles_deg, psf_norm, star_flux, fwhm_px, algorithm,
         pixscale_arcsec=pixscale_arcsec, sigma=params.sigma, n_branches=params.n_branches,
-        rad_sep_fwhm=params.fc_rad_sep_fwhm, fc_snr=params.fc_snr, image_no_fc=image)
+        rad_sep_fwhm=params.fc_rad_sep_fwhm, fc_snr=params.fc_snr, image_no_fc=image,
+        exclude_xy=sources)
     sep, thr = np.asarray(curve["sep_px"]), np.asarray(curve["throughput"])
     candidates = detection.find_candidates(
         image, snr_image, fwhm_px, pixscale_arcsec, star_flux=float(np.mean(star_flux)),

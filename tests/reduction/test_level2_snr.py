@@ -37,3 +37,20 @@ def test_point_source_has_high_snr():
 def test_snr_map_needs_2d():
     with pytest.raises(InputShapeError):
         snr.snr_map(np.zeros((2, 5, 5)), 4.0)
+
+
+def test_a_real_companion_does_not_count_as_noise():
+    from reduction.level2.contrast import noise_per_separation
+
+    rng = np.random.default_rng(5)
+    fwhm = 4.0
+    clean = rng.normal(0.0, 1.0, (101, 101)).astype(np.float32)
+    yy, xx = np.indices(clean.shape)
+    x0, y0 = 50 + 20.0, 50.0  # a bright source 20 px east of the centre pixel
+    bright = clean + 200 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * (fwhm / 2.355) ** 2))
+    sep = np.array([20.0])
+    base, _ = noise_per_separation(clean, sep, fwhm)
+    inflated, _ = noise_per_separation(bright, sep, fwhm)
+    masked, _ = noise_per_separation(bright, sep, fwhm, exclude_xy=[(x0, y0)])
+    assert inflated[0] > 3 * base[0]
+    assert masked[0] == pytest.approx(base[0], rel=0.3)
