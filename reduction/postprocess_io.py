@@ -21,6 +21,7 @@ import numpy as np
 
 from .level2 import Level2Params, run_postprocess
 from .level2.exceptions import InputFileError, InputShapeError
+from .previews import write_contrast_plot
 
 __all__ = ["SUMMARY_KEYS", "read_fits_array", "read_inputs", "candidates_summary",
            "summary_document", "write_products", "postprocess_files"]
@@ -213,25 +214,6 @@ def _circle(candidate):
     return Circle((candidate["x"], candidate["y"]), 4.0, fill=False, color="lime", lw=1)
 
 
-def _contrast_png(table, path, title):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(table["sep_arcsec"], table["contrast_mag_5sigma"], color="C0",
-            label="5-sigma, Student-t, throughput corrected")
-    ax.invert_yaxis()  # fainter limits lower
-    ax.set_xlabel("separation (arcsec)")
-    ax.set_ylabel("contrast (mag)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-
-
 def write_products(result, out_dir, *, inputs=None):
     """Write a level-2 result into a folder.
 
@@ -278,8 +260,9 @@ def write_products(result, out_dir, *, inputs=None):
     table["sep_arcsec"].unit = "arcsec"
     table["contrast_mag_5sigma"].unit = "mag"
     table.write(paths["contrast_curve.fits"], overwrite=True)
-    _contrast_png(result.contrast, paths["contrast_curve.png"],
-                  f"{result.params.algorithm} (ncomp {result.ncomp}), 5-sigma detection limit")
+    write_contrast_plot(result.contrast, paths["contrast_curve.png"],
+                        title=f"{result.params.algorithm} (ncomp {result.ncomp}), "
+                              "5-sigma detection limit")
     write_hci_fits(paths["hci.fits"], result, extra_header=extra, overwrite=True)
     _image_png(result.image, paths["final_image.png"], "final image (north up, east left)",
                result.pixscale_arcsec, "ADU", result.candidates)
