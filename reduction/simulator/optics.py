@@ -226,24 +226,42 @@ def coherent_image(pupil, opd_nm, wavelength_um, pix_rad_xy, shape, center_xy,
     return ((e.real ** 2 + e.imag ** 2) * _norm(pupil, wavelength_um, pix_rad_xy)).astype(np.float32)
 
 
+def _piston_filter(f):
+    """1 - |pupil transfer|^2: spatial frequencies below ~1/D only move the core
+    (piston, tip-tilt), they scatter no light into the halo (Sasiela's filter)."""
+    from scipy.special import j1
+
+    x = np.pi * ins.PUPIL_DIAMETER_M * np.maximum(np.asarray(f, dtype=float), 1e-12)
+    return 1.0 - (2.0 * j1(x) / x) ** 2
+
+
+def _filtered_von_karman(f2, outer_scale_m):
+    return _piston_filter(np.sqrt(f2)) * (f2 + outer_scale_m ** -2.0) ** (-11.0 / 6.0)
+
+
 @functools.lru_cache(maxsize=8)
-def _controlled_integral(fc, outer_scale_m):
-    """Integral of the von Karman shape (f**2 + L0**-2)**(-11/6) over the square |fx|, |fy| < fc."""
-    a2 = outer_scale_m ** -2.0
-    disk = np.pi * 1.2 * (a2 ** (-5.0 / 6.0) - (fc ** 2 + a2) ** (-5.0 / 6.0))
+def _von_karman_integrals(fc, outer_scale_m):
+    """Integrals of the piston-filtered von Karman shape over the controlled square
+    |fx|, |fy| < fc and over the whole plane (numerical: the filter has no closed form)."""
+    # the disk inside the square and the whole plane: radial integrals on a log grid
+    f = np.geomspace(1e-4, 1e3, 20000)
+    integrand = 2 * np.pi * f * _filtered_von_karman(f ** 2, outer_scale_m)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(f))])
+    disk, plane = np.interp(fc, f, cum), cum[-1]
     # corners between the inscribed disk and the square: smooth there, a grid suffices
     n = 400
     g = (np.arange(n) + 0.5) * fc / n
     f2 = g[:, None] ** 2 + g[None, :] ** 2
-    corner = np.where(f2 > fc ** 2, (f2 + a2) ** (-11.0 / 6.0), 0.0).sum() * (fc / n) ** 2
-    return disk + 4 * corner
+    corner = np.where(f2 > fc ** 2, _filtered_von_karman(f2, outer_scale_m), 0.0).sum() \
+        * (fc / n) ** 2
+    return disk + 4 * corner, plane
 
 
 def ao_residual_variance_rad2(wavelength_um, ao):
-    """Phase variance (rad**2) of the AO residuals at ``wavelength_um``."""
+    """Phase variance (rad**2) of the AO residuals at ``wavelength_um``, piston and
+    tip-tilt (frequencies below ~1/D) excluded: they move the image, not its Strehl."""
     fc = ins.N_ACTUATORS / (2 * ins.PUPIL_DIAMETER_M)
-    total = np.pi * 1.2 * ao.outer_scale_m ** (5.0 / 3.0)
-    inside = _controlled_integral(fc, ao.outer_scale_m)
+    inside, total = _von_karman_integrals(fc, ao.outer_scale_m)
     return 0.023 * ao.r0_m(wavelength_um) ** (-5.0 / 3.0) * (
         ao.servo_factor * inside + total - inside)
 
@@ -273,8 +291,8 @@ def halo_image(dx_pix, dy_pix, wavelength_um, pix_rad_xy, ao):
     fx = np.asarray(dx_pix) * (pix_rad_xy[0] / lam)
     fy = np.asarray(dy_pix) * (pix_rad_xy[1] / lam)
     fc = ins.N_ACTUATORS / (2 * ins.PUPIL_DIAMETER_M)
-    psd = 0.023 * ao.r0_m(wavelength_um) ** (-5.0 / 3.0) * (
-        fx ** 2 + fy ** 2 + ao.outer_scale_m ** -2.0) ** (-11.0 / 6.0)
+    psd = 0.023 * ao.r0_m(wavelength_um) ** (-5.0 / 3.0) * _filtered_von_karman(
+        fx ** 2 + fy ** 2, ao.outer_scale_m)
     psd = np.where((np.abs(fx) < fc) & (np.abs(fy) < fc), psd * ao.servo_factor, psd)
     sigma2 = ao_residual_variance_rad2(wavelength_um, ao)
     scale = (1.0 - np.exp(-sigma2)) / sigma2 * pix_rad_xy[0] * pix_rad_xy[1] / lam ** 2

@@ -44,7 +44,8 @@ def night_archive(database, small_night):
 
 def test_every_file_is_classified_as_the_truth_says(database, night_archive):
     report, truth = night_archive
-    assert report["ingested"] == len(truth["files"])
+    # (another module may have ingested the night already: same bytes, same rows)
+    assert report["ingested"] + report["already_archived"] == len(truth["files"])
     assert report["quarantined"] == 0
     cols = ("dpr_catg", "dpr_type", "dpr_tech", "arm", "ins_mode", "filter", "coronagraph",
             "nd_filter", "derot_mode", "dit", "ndit", "night", "level")

@@ -114,12 +114,8 @@ def test_strehl_is_estimated_from_the_psf(night, database):
     with _open(database, _product(database, sid, "psf_cube")) as hdul:
         s1, s2 = hdul[0].header["ESO QC STREHL1"], hdul[0].header["ESO QC STREHL2"]
     # The estimator itself is checked against analytic Airy patterns
-    # (test_level1_selection_psf.py). On this night it reads ~1.03 for a nominal
-    # simulated Strehl of ~0.9: the simulator's AO halo (optics.halo_image) maps the
-    # von Karman PSD down to f = 0, which puts ~1 % of the star's flux into the
-    # central pixel on top of the core (README, known limits). A plausibility range
-    # here until the simulator filters piston/tip-tilt out of the halo.
-    assert 0.6 < s1 < 1.1 and 0.6 < s2 < 1.1
+    # (test_level1_selection_psf.py); the simulated AO gives ~0.9 in H.
+    assert 0.6 < s1 < 1.0 and 0.6 < s2 < 1.0
     assert s2 >= s1 - 0.02  # the longer wavelength is corrected at least as well
     with _open(database, _product(database, sid, "master_cube")) as hdul:
         strehl = np.asarray(hdul["FRAMES"].data["strehl"])
