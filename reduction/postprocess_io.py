@@ -21,7 +21,7 @@ import numpy as np
 
 from .level2 import Level2Params, run_postprocess
 from .level2.exceptions import InputFileError, InputShapeError
-from .previews import write_contrast_plot
+from .previews import write_contrast_plot, write_level2_preview
 
 __all__ = ["SUMMARY_KEYS", "read_fits_array", "read_inputs", "candidates_summary",
            "summary_document", "write_products", "postprocess_files"]
@@ -155,65 +155,6 @@ def candidates_summary(result):
     return [{key: _json_number(c[key]) for key in SUMMARY_KEYS} for c in result.candidates]
 
 
-def _north_east_and_scale(ax, shape, pixscale_arcsec):
-    ny, nx = shape
-    length = 0.15 * min(nx, ny)
-    x0, y0 = 0.88 * nx, 0.08 * ny
-    arrow = {"color": "white", "width": 0.3, "head_width": 1.2 + 0.01 * nx,
-             "length_includes_head": True}
-    ax.arrow(x0, y0, 0, length, **arrow)  # north up
-    ax.arrow(x0, y0, -length, 0, **arrow)  # east left
-    ax.text(x0, y0 + 1.1 * length, "N", color="white", ha="center", va="bottom", fontsize=8)
-    ax.text(x0 - 1.1 * length, y0, "E", color="white", ha="right", va="center", fontsize=8)
-    # scale bar: a round length close to a fifth of the field
-    field_arcsec = nx * pixscale_arcsec
-    bar_arcsec = min((0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0),
-                     key=lambda v: abs(v - field_arcsec / 5))
-    bar_px = bar_arcsec / pixscale_arcsec
-    ax.plot([0.06 * nx, 0.06 * nx + bar_px], [0.06 * ny] * 2, color="white", lw=2)
-    ax.text(0.06 * nx + bar_px / 2, 0.08 * ny, f'{bar_arcsec:g}"', color="white",
-            ha="center", va="bottom", fontsize=8)
-
-
-def _image_png(image, path, title, pixscale_arcsec, label, candidates=(), symmetric=False):
-    from astropy.visualization import (AsinhStretch, ImageNormalize, ManualInterval,
-                                       PercentileInterval)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.0, 4.4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_facecolor("black")  # white arrows and scale bar stay visible off the field
-    data = np.nan_to_num(np.asarray(image, dtype=np.float32))
-    # corners are not covered by every rotated frame: blank, and out of the scale
-    yy, xx = np.indices(data.shape)
-    data[np.hypot(yy - data.shape[0] // 2, xx - data.shape[1] // 2)
-         > min(data.shape) / 2] = np.nan
-    finite = data[np.isfinite(data)]
-    if symmetric:  # S/N: zero in the middle of the colour scale
-        vmax = max(float(np.abs(finite).max()), 1e-12)
-        interval = ManualInterval(-vmax, vmax)
-    else:
-        interval = PercentileInterval(99.8)
-    norm = ImageNormalize(finite, interval=interval, stretch=AsinhStretch())
-    im = ax.imshow(data, origin="lower", cmap="RdBu_r" if symmetric else "inferno", norm=norm)
-    for c in candidates:
-        ax.add_patch(_circle(c))
-    _north_east_and_scale(ax, data.shape, pixscale_arcsec)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("x (pixel)", fontsize=8)
-    ax.set_ylabel("y (pixel)", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
-    fig.savefig(path, format="png", metadata={"Software": None})
-
-
-def _circle(candidate):
-    from matplotlib.patches import Circle
-
-    return Circle((candidate["x"], candidate["y"]), 4.0, fill=False, color="lime", lw=1)
-
-
 def write_products(result, out_dir, *, inputs=None):
     """Write a level-2 result into a folder.
 
@@ -264,10 +205,14 @@ def write_products(result, out_dir, *, inputs=None):
                         title=f"{result.params.algorithm} (ncomp {result.ncomp}), "
                               "5-sigma detection limit")
     write_hci_fits(paths["hci.fits"], result, extra_header=extra, overwrite=True)
-    _image_png(result.image, paths["final_image.png"], "final image (north up, east left)",
-               result.pixscale_arcsec, "ADU", result.candidates)
-    _image_png(result.snr_map, paths["snr_map.png"], "S/N map (Mawet et al. 2014)",
-               result.pixscale_arcsec, "S/N", result.candidates, symmetric=True)
+    write_level2_preview(result.image, paths["final_image.png"],
+                         title="final image (north up, east left)",
+                         pixscale_arcsec=result.pixscale_arcsec, label="ADU",
+                         candidates=result.candidates)
+    write_level2_preview(result.snr_map, paths["snr_map.png"],
+                         title="S/N map (Mawet et al. 2014)",
+                         pixscale_arcsec=result.pixscale_arcsec, label="S/N",
+                         candidates=result.candidates, symmetric=True)
     with open(paths["candidates.json"], "w") as f:
         json.dump(summary_document(result, inputs=inputs), f, indent=1)
     return {name: str(path) for name, path in paths.items()}

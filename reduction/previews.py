@@ -77,7 +77,7 @@ def _compass_and_scale(ax, shape, pixscale_arcsec):
     ax.arrow(x0, y0, -length, 0, **arrow)
     ax.text(x0, y0 + 1.1 * length, "N", color="white", ha="center", va="bottom", fontsize=8)
     ax.text(x0 - 1.1 * length, y0, "E", color="white", ha="right", va="center", fontsize=8)
-    bar_arcsec = min((0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0),
+    bar_arcsec = min((0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0),
                      key=lambda v: abs(v - nx * pixscale_arcsec / 5))
     bar_px = bar_arcsec / pixscale_arcsec
     ax.plot([0.06 * nx, 0.06 * nx + bar_px], [0.06 * ny] * 2, color="white", lw=2)
