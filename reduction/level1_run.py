@@ -10,7 +10,6 @@ the result says so, so a batch goes on.
 """
 import dataclasses
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +279,7 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
     from .exceptions import SequenceNotFound
     from .policy import plan_calibrations
     from .products import register_products
-    from .provenance import finish_run, start_run
+    from .provenance import fail_run, finish_run, start_run
     from .sequence_io import load_sequence, raw_file
 
     settings = settings or load_settings()
@@ -322,8 +321,5 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
             with conn.transaction():
                 finish_run(conn, run, "refused", error=exc.reason, timings=timings)
         except Exception as exc:  # failure isolation: record it, let the batch go on
-            result.error = f"{type(exc).__name__}: {exc}"
-            with conn.transaction():
-                finish_run(conn, run, "failed", error=result.error + "\n"
-                           + traceback.format_exc(limit=8), timings=timings)
+            result.error = fail_run(conn, run, exc, timings)
     return result

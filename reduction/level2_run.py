@@ -12,7 +12,6 @@ for the sequence's own problems: the run is recorded ``failed``.
 import dataclasses
 import re
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -353,7 +352,7 @@ def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
 
     from .level1_run import RunResult
     from .products import register_products
-    from .provenance import finish_run, start_run
+    from .provenance import fail_run, finish_run, start_run
 
     settings = settings or load_settings()
     timings = {}
@@ -403,8 +402,5 @@ def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
                 finish_run(conn, run, "done", timings=timings)
             result.status = "done"
         except Exception as exc:  # failure isolation: record it, let the batch go on
-            result.error = f"{type(exc).__name__}: {exc}"
-            with conn.transaction():
-                finish_run(conn, run, "failed", error=result.error + "\n"
-                           + traceback.format_exc(limit=8), timings=timings)
+            result.error = fail_run(conn, run, exc, timings)
     return result

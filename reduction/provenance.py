@@ -85,6 +85,21 @@ def finish_run(conn, run, status, *, error=None, quality_flags=None, timings=Non
          round(time.monotonic() - run["t0"], 3), run["run_id"]))
 
 
+def fail_run(conn, run, exc, timings=None):
+    """Record a run that raised ``exc`` (in its own transaction); return the error line.
+
+    The batch goes on after a failure: the short message goes to the caller, the
+    traceback to ``sphere.runs.error``.
+    """
+    import traceback
+
+    error = f"{type(exc).__name__}: {exc}"
+    with conn.transaction():
+        finish_run(conn, run, "failed", timings=timings,
+                   error=error + "\n" + traceback.format_exc(limit=8))
+    return error
+
+
 def settled_digests(conn, recipe_name):
     """Inputs digests of the recipe's runs that ended ``done`` or ``refused``."""
     rows = conn.execute("SELECT DISTINCT inputs_digest FROM sphere.runs WHERE recipe = %s "
