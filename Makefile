@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the project needs: the server and its sky-geometry extension, venv
-# support, and STILTS (taplint/votlint validate the VO services in the tests).
-APT_PACKAGES := postgresql-15 postgresql-15-pgsphere python3-venv stilts
+# support, STILTS (taplint/votlint validate the VO services in the tests) and Chromium
+# (the portal's browser tests drive it through Playwright).
+APT_PACKAGES := postgresql-15 postgresql-15-pgsphere python3-venv stilts chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: all demo test bench system-packages clean

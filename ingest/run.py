@@ -67,7 +67,8 @@ def _process_file(path, files_dir):
         return _refusal(path, files_dir, "unreadable", f"cannot read the file: {exc}", None)
     row.update(file_name=info["file_name"], source_path=os.path.abspath(path),
                size_bytes=info["size_bytes"], checksum=info["checksum"],
-               release_date=default_release_date(row.get("mjd_obs")))
+               release_date=default_release_date(row.get("mjd_obs"),
+                                                 dpr_catg=row.get("dpr_catg")))
     row["archive_path"] = str(store_file(path, files_dir, "raw", info["checksum"],
                                          info["file_name"]))
     return "ok", row
@@ -193,6 +194,11 @@ def regroup_pending(conn, report=None):
             return
         n = regroup_nights(conn, nights)
         conn.execute(f"UPDATE {RAW_TABLE} SET grouped = true WHERE NOT grouped")
+        # Programmes with their own proprietary period override the default year.
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM sphere.programmes)").fetchone()[0]:
+            from archive.access import apply_programme_periods
+
+            apply_programme_periods(conn)
     if report is not None:
         report.sequences_updated += n
         report.nights_regrouped.extend(nights)

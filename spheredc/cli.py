@@ -159,14 +159,48 @@ def cmd_demo(args):
             print(f"    candidate near {target} in {filt}: {sep:.3f} arcsec, PA {pa:.1f} deg, "
                   f"S/N {snr:.1f}, contrast {mag:.2f} mag")
     print(f"products are under {db.settings.products_dir}")
+    demo_user, demo_password = _demo_accounts(db)
     if args.no_serve:
         return 0
     from spheredc import serve_cmd
 
-    print("\nserving on http://127.0.0.1:8000 (TAP at /tap, e.g. TOPCAT or "
-          "pyvo.dal.TAPService('http://127.0.0.1:8000/tap')); Ctrl-C stops", flush=True)
+    print("\nserving the portal on http://127.0.0.1:8000 and the VO services (TAP at /tap, "
+          "e.g. TOPCAT or pyvo.dal.TAPService('http://127.0.0.1:8000/tap'))")
+    print(f"demo PI account: user {demo_user}, password {demo_password} "
+          f"(PI of {DEMO_PRIVATE_PROG}, whose data are proprietary); Ctrl-C stops", flush=True)
     return serve_cmd.cmd_serve(argparse.Namespace(host="127.0.0.1", port=8000, workers=2,
                                                   threads=8, async_workers=2))
+
+
+#: The demo's proprietary programme (SIMSTAR-2 on the simulated night) and its PI.
+DEMO_PRIVATE_PROG = "0115.C-0456"
+DEMO_PI = "demo-pi"
+
+
+def _demo_accounts(db):
+    """Make one programme proprietary and give it a PI account; returns (user, password)."""
+    import secrets
+
+    from archive import accounts
+    from archive.access import set_proprietary_period
+
+    password = secrets.token_urlsafe(9)
+    with db.connect() as conn:
+        # A three-year period (as large programmes negotiate) keeps the simulated
+        # night's SIMSTAR-2 data proprietary while the rest of the night is public.
+        set_proprietary_period(conn, DEMO_PRIVATE_PROG, 3 * 365, "Simulated large programme")
+        if accounts.get_user(conn, DEMO_PI) is None:
+            accounts.create_user(conn, DEMO_PI, password, full_name="Demo PI",
+                                 email="demo-pi@localhost")
+        else:
+            accounts.set_password(conn, DEMO_PI, password)
+        accounts.add_membership(conn, DEMO_PI, DEMO_PRIVATE_PROG, "PI")
+        rows = conn.execute(
+            "SELECT sequence_id, target_name, release_date > now() AT TIME ZONE 'UTC' "
+            "FROM sphere.sequences ORDER BY sequence_id").fetchall()
+    for seq, target, private in rows:
+        print(f"    {seq:32s} {target:12s} {'proprietary' if private else 'public'}")
+    return DEMO_PI, password
 
 
 def build_parser():
@@ -205,8 +239,9 @@ def build_parser():
                    help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
-    from spheredc import postprocess_cmd, reduce_cmd, serve_cmd
+    from spheredc import accounts_cmd, postprocess_cmd, reduce_cmd, serve_cmd
 
+    accounts_cmd.register(sub)
     reduce_cmd.register(sub)
     postprocess_cmd.register(sub)
     serve_cmd.register(sub)

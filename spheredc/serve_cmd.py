@@ -30,11 +30,17 @@ def cmd_serve(args):
 
     from web.app import create_app
 
-    app = create_app(async_workers=args.async_workers)
+    # Over plain HTTP on loopback a Secure cookie would never come back: the site is
+    # only reachable from this machine there, so the cookie may go without it.
+    loopback = args.host in ('127.0.0.1', 'localhost', '::1')
+    app = create_app(async_workers=args.async_workers,
+                     cookie_secure=False if loopback else None)
 
     def post_fork(server, worker):
-        # Each worker process runs its own async job threads (and recovers lost jobs).
+        # Each worker process runs its own async job and reduction request threads
+        # (and recovers what a dead process left running).
         app.extensions['spheredc'].jobs.ensure_started()
+        app.extensions['spheredc'].requests.ensure_started()
 
     class _Server(BaseApplication):
         def load_config(self):

@@ -1,11 +1,15 @@
 """Running a SELECT for a VO service: pooled connections, read-only role, streaming.
 
 Every query runs in its own transaction as the read-only role
-``spheredc_reader`` (migration 0002) with a statement timeout; big results are
+``spheredc_reader`` (migration 0002) with a statement timeout, and with the
+setting ``spheredc.viewer`` naming the user it runs for (`viewer`), on which
+the row-level security policies of migration 0003 filter proprietary rows; big results are
 streamed in chunks so memory stays constant, small ones
 (LIMIT <= `SMALL_LIMIT`) in one round trip. The result's FIELDs come from the
 PostgreSQL result types, enriched with the metadata of the query's columns.
 """
+import contextlib
+import contextvars
 import dataclasses
 import itertools
 import re
@@ -14,7 +18,23 @@ import threading
 from .exceptions import QueryError, ServiceUnavailable
 from .votable import Field
 
-__all__ = ['Limits', 'QueryPool', 'Result', 'fields_for']
+__all__ = ['Limits', 'QueryPool', 'Result', 'fields_for', 'viewer', 'as_viewer']
+
+#: The user the queries of this context run for (None: anonymous). The web layer sets
+#: it per request, the async job runner per job; the database filters on it.
+viewer = contextvars.ContextVar('spheredc_viewer', default=None)
+
+READER = 'spheredc_reader'
+
+
+@contextlib.contextmanager
+def as_viewer(username):
+    """Run the queries of the ``with`` block for ``username`` (None: anonymous)."""
+    token = viewer.set(username)
+    try:
+        yield
+    finally:
+        viewer.reset(token)
 
 #: Results of at most this many rows come in one round trip (libpq holds them, psycopg
 #: converts them batch by batch); larger ones are streamed.
@@ -192,8 +212,10 @@ class QueryPool:
         except Exception:  # any failure means "not available" for VOSI
             return False
 
-    def fetch(self, sql, params=None):
-        """All rows of a small, fixed service query (owner role, read only).
+    def fetch(self, sql, params=None, role=READER):
+        """All rows of a small, fixed service query, read only, for the `viewer`.
+
+        ``role=None`` runs it as the owner, unfiltered (never for user-visible rows).
 
         Raises
         ------
@@ -205,7 +227,10 @@ class QueryPool:
         try:
             with self.pool.connection() as conn:
                 with conn.transaction():
-                    conn.execute("SET LOCAL transaction_read_only = on")
+                    conn.execute("SELECT set_config('transaction_read_only', 'on', true), "
+                                 "set_config('role', %s, true), "
+                                 "set_config('spheredc.viewer', %s, true)",
+                                 (role or 'none', viewer.get() or ''))
                     return conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             raise ServiceUnavailable(f'database error: {exc}') from exc
@@ -230,7 +255,7 @@ class QueryPool:
         return cur
 
     def execute(self, sql, params=None, *, columns=(), maxrec=None, timeout_s=60,
-                base_url='', setup=None, on_backend=None, role='spheredc_reader',
+                base_url='', setup=None, on_backend=None, role=READER,
                 binary=None):
         """Run one SELECT as the read-only role.
 
@@ -254,8 +279,8 @@ class QueryPool:
         on_backend : callable, optional
             Called with the backend PID before the query runs (to cancel it).
         role : str or None
-            Role the query runs as; None keeps the owner's (only for the fixed,
-            parameterised SQL of SSA and DataLink, which read sphere.products).
+            Role the query runs as; None keeps the owner's, unfiltered by the
+            row-level security (never for rows a user will see).
         binary : bool, optional
             Ask for binary results (faster to convert; not for pg_sphere types).
             Default: when ``columns`` are given and none is a geometry.
@@ -295,8 +320,10 @@ class QueryPool:
             conn.execute("SELECT set_config('role', %s, true), "
                          "set_config('statement_timeout', %s, true), "
                          "set_config('transaction_read_only', 'on', true), "
-                         "set_config('spheredc.base_url', %s, true)",
-                         (role or 'none', str(int(timeout_s * 1000)), base_url))
+                         "set_config('spheredc.base_url', %s, true), "
+                         "set_config('spheredc.viewer', %s, true)",
+                         (role or 'none', str(int(timeout_s * 1000)), base_url,
+                          viewer.get() or ''))
             limit = re.search(r'\bLIMIT (\d+)\s*$', sql)
             if (limit and int(limit.group(1)) <= SMALL_LIMIT) or (
                     maxrec is not None and maxrec < SMALL_LIMIT):

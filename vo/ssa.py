@@ -145,7 +145,7 @@ def ssa_query(pool, params, limits, base_url=''):
         select = ', '.join(expr for expr, _ in SSA_COLUMNS)
         result = pool.execute(f'SELECT {select} FROM sphere.products WHERE {where} '
                               'ORDER BY product_id LIMIT %(limit)s', args, maxrec=maxrec,
-                              timeout_s=limits.sync_timeout_s, role=None)
+                              timeout_s=limits.sync_timeout_s)
     except VOError as exc:
         return error_reply(exc)
     result.fields = SSA_FIELDS

@@ -148,11 +148,18 @@ class JobStore:
             raise JobNotFound(f'no job {job_id!r} (never created, or destroyed)')
         return Job(*row)
 
-    def list(self, phases=(), after=None, last=None):
-        """Jobs, newest first (UWS 1.1 section 2.2.2.1 filters)."""
+    def list(self, phases=(), after=None, last=None, owner=Ellipsis):
+        """Jobs, newest first (UWS 1.1 section 2.2.2.1 filters).
+
+        ``owner``: only the jobs of this user (None: the anonymous ones);
+        default: everybody's.
+        """
         where, args = ["phase <> 'ARCHIVED'"] if not phases else ['phase = ANY(%s)'], []
         if phases:
             args.append(list(phases))
+        if owner is not Ellipsis:
+            where.append('owner IS NOT DISTINCT FROM %s')
+            args.append(owner)
         if after is not None:
             where.append('creation_time > %s')
             args.append(after)

@@ -118,6 +118,7 @@ class JobManager:
 
     def run(self, job_id):
         """Execute one claimed job and record its outcome."""
+        from .query import as_viewer
         from .tap import parse_tap_request, result_body, run_tap_query
 
         job = self.store.get(job_id)
@@ -127,10 +128,12 @@ class JobManager:
             files = {name: open(path, 'rb').read()
                      for name, path in job.parameters.get('_uploads', {}).items()}
             request = parse_tap_request(params, self.limits)
-            result = run_tap_query(
-                self.pool, request, files, self.limits, self.base_url,
-                timeout_s=job.execution_duration_s,
-                on_backend=lambda pid: self.store.update(job_id, backend_pid=pid))
+            # The job sees what its owner may see, whoever runs it and whenever.
+            with as_viewer(job.owner):
+                result = run_tap_query(
+                    self.pool, request, files, self.limits, self.base_url,
+                    timeout_s=job.execution_duration_s,
+                    on_backend=lambda pid: self.store.update(job_id, backend_pid=pid))
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / 'result'
             with open(path, 'wb') as fh:

@@ -121,7 +121,7 @@ def tap_async():
     params = request_params()
     try:
         if request.method == 'POST':
-            job = svc.jobs.store.create(params, request_files())
+            job = svc.jobs.store.create(params, request_files(), owner=_username())
             if job.phase == 'QUEUED':
                 svc.jobs.notify()
             return redirect(_job_url(job.job_id), 303)
@@ -130,7 +130,7 @@ def tap_async():
         jobs = svc.jobs.store.list(
             phases=[p.upper() for p in params.getlist('PHASE')],
             after=parse_iso(after, 'AFTER') if after else None,
-            last=parse_int(last, 'LAST', lo=1) if last else None)
+            last=parse_int(last, 'LAST', lo=1) if last else None, owner=_username())
     except VOError as exc:
         return _uws_error(exc)
     return Response(jobs_xml(jobs, base_url() + '/tap/async'), content_type=XML)
@@ -149,12 +149,23 @@ def tap_job(job_id, prop=None, result_id=None):
         return _uws_error(exc)
 
 
+def _username():
+    from .auth import current_user
+
+    user = current_user()
+    return user.username if user else None
+
+
 def _job_view(svc, job_id, prop, result_id):
     from vo.exceptions import JobNotFound, UsageError
     from vo.params import parse_float
     from vo.uws import _iso, job_xml
 
     store = svc.jobs.store
+    # A job (its parameters, results, existence) belongs to whoever created it; an
+    # anonymous job to whoever knows its random identifier.
+    if store.get(job_id).owner != _username():
+        raise JobNotFound(f'no job {job_id!r} (never created, or destroyed)')
     params = request_params()
     text = 'text/plain'
     if request.method == 'DELETE' or (prop is None and request.method == 'POST'
