@@ -17,7 +17,7 @@ from .exceptions import ArchiveError
 
 __all__ = ['AccountError', 'User', 'create_user', 'set_password', 'add_membership',
            'authenticate', 'get_user', 'create_token', 'user_for_token', 'revoke_token',
-           'login_blocked', 'record_failed_login', 'USERNAME_RE', 'MEMBER_ROLES']
+           'login_blocked', 'record_failed_login', 'user_and_epoch', 'USERNAME_RE', 'MEMBER_ROLES']
 
 #: What a user name may be: it appears in URLs, logs and SQL settings.
 USERNAME_RE = re.compile(r'^[a-z0-9][a-z0-9._-]{1,39}$')
@@ -128,15 +128,28 @@ def add_membership(conn, username, prog_id, role='PI'):
 
 def get_user(conn, username):
     """The enabled `User` called ``username``, or None."""
+    found = user_and_epoch(conn, username)
+    return found[0] if found else None
+
+
+def user_and_epoch(conn, username):
+    """(`User`, epoch) of an enabled user, or None, in one round trip.
+
+    The epoch is a fragment of the password hash: it changes with the password,
+    so a session that recorded it dies when the password changes.
+    """
     if not isinstance(username, str) or not USERNAME_RE.match(username):
         return None
-    row = conn.execute('SELECT username, full_name, email, is_staff FROM accounts.users '
-                       'WHERE username = %s AND NOT disabled', (username,)).fetchone()
+    row = conn.execute(
+        'SELECT u.username, u.full_name, u.email, u.is_staff, right(u.password_hash, 12), '
+        'coalesce(array_agg(m.prog_id ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT NULL), '
+        "'{}'), coalesce(array_agg(m.role ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT "
+        "NULL), '{}') FROM accounts.users u LEFT JOIN accounts.memberships m "
+        'ON m.username = u.username WHERE u.username = %s AND NOT u.disabled GROUP BY u.username',
+        (username,)).fetchone()
     if row is None:
         return None
-    programmes = dict(conn.execute('SELECT prog_id, role FROM accounts.memberships '
-                                   'WHERE username = %s ORDER BY prog_id', (username,)).fetchall())
-    return User(row[0], row[1], row[2], row[3], programmes)
+    return User(row[0], row[1], row[2], row[3], dict(zip(row[5], row[6]))), row[4]
 
 
 def authenticate(conn, username, password):

@@ -86,15 +86,19 @@ def create_app(database=None, limits=None, async_workers=2, cookie_secure=None,
 class _OwnerPool:
     # Opened on first use, so that each gunicorn worker (after fork) has its own.
     def __init__(self, database):
+        import threading
+
         self.database = database
         self._pool = None
+        self._lock = threading.Lock()
 
     def connection(self):
-        if self._pool is None:
-            from psycopg_pool import ConnectionPool
+        with self._lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
 
-            self._pool = ConnectionPool(self.database.conninfo, min_size=1, max_size=4,
-                                        open=True, timeout=30)
+                self._pool = ConnectionPool(self.database.conninfo, min_size=1, max_size=8,
+                                            open=True, timeout=30)
         return self._pool.connection()
 
     def close(self):

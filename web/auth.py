@@ -77,7 +77,7 @@ def current_user():
 
 
 def _load_user():
-    from archive.accounts import get_user, user_for_token
+    from archive.accounts import user_and_epoch, user_for_token
     from vo.query import viewer
 
     g.user = None
@@ -95,10 +95,11 @@ def _load_user():
         g.by_token = True
     elif (name := session.get('user')) is not None:
         with owner_connection() as conn:
-            g.user = get_user(conn, name)
-        if g.user is None or session.get('epoch') != _epoch(name):
+            found = user_and_epoch(conn, name)
+        if found is None or session.get('epoch') != found[1]:
             session.clear()
-            g.user = None
+        else:
+            g.user = found[0]
     if not g.by_token and request.method == 'POST' and not _csrf_exempt():
         current_app.extensions['spheredc_csrf'].protect()
     g.viewer_token = viewer.set(g.user.username if g.user else None)
@@ -123,12 +124,11 @@ def _csrf_exempt():
 
 def _epoch(username):
     # Changes when the password changes, so that old sessions die with it.
-    from .app import services
+    from archive.accounts import user_and_epoch
 
-    with services().owner_pool.connection() as conn:
-        row = conn.execute('SELECT substr(password_hash, length(password_hash) - 11) '
-                           'FROM accounts.users WHERE username = %s', (username,)).fetchone()
-    return row[0] if row else None
+    with owner_connection() as conn:
+        found = user_and_epoch(conn, username)
+    return found[1] if found else None
 
 
 def _unauthorized(message):
