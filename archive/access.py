@@ -72,10 +72,15 @@ def apply_programme_periods(conn, prog_ids=None):
             f"WHERE t.{mjd} IS NOT NULL AND {listed.format(t='t')}{calib}{only} "
             f"AND t.release_date IS DISTINCT FROM {new}", args).rowcount
     for table in ('products', 'candidates', 'detection_limits'):
+        # Products of a PI's reduction request (under requests/) stay private at least
+        # as long as they were made to be.
+        new = ("CASE WHEN t.path LIKE 'requests/%%' THEN greatest(s.release_date, "
+               "t.release_date) ELSE s.release_date END" if table == 'products'
+               else 's.release_date')
         changed += conn.execute(
-            f"UPDATE sphere.{table} t SET release_date = s.release_date FROM sphere.sequences s "
+            f"UPDATE sphere.{table} t SET release_date = {new} FROM sphere.sequences s "
             f"WHERE s.sequence_id = t.sequence_id AND {listed.format(t='t')}{only} "
-            "AND t.release_date IS DISTINCT FROM s.release_date", args).rowcount
+            f"AND t.release_date IS DISTINCT FROM {new}", args).rowcount
     return changed
 
 

@@ -17,7 +17,8 @@ from .exceptions import ArchiveError
 
 __all__ = ['AccountError', 'User', 'create_user', 'set_password', 'add_membership',
            'authenticate', 'get_user', 'create_token', 'user_for_token', 'revoke_token',
-           'login_blocked', 'record_failed_login', 'user_and_epoch', 'USERNAME_RE', 'MEMBER_ROLES']
+           'login_blocked', 'record_failed_login', 'open_session', 'user_for_session',
+           'close_session', 'USERNAME_RE', 'MEMBER_ROLES']
 
 #: What a user name may be: it appears in URLs, logs and SQL settings.
 USERNAME_RE = re.compile(r'^[a-z0-9][a-z0-9._-]{1,39}$')
@@ -26,8 +27,10 @@ MEMBER_ROLES = ('PI', 'CoI')
 PROG_ID_RE = re.compile(r'^[0-9A-Za-z.\-]{3,20}(\([A-Z]\))?$')
 MIN_PASSWORD_CHARS = 10
 
-#: Login throttling: at most this many failures per key within the window.
+#: Login throttling: at most this many failures per account, and per client address
+#: (higher: many people may share one address behind a NAT), within the window.
 MAX_FAILURES = 5
+MAX_FAILURES_PER_ADDRESS = 30
 FAILURE_WINDOW_S = 300
 
 
@@ -112,6 +115,8 @@ def set_password(conn, username, password):
                        (generate_password_hash(password), username))
     if cur.rowcount != 1:
         raise AccountError(f'no user {username!r}')
+    # A new password ends every session opened with the old one.
+    conn.execute('DELETE FROM accounts.sessions WHERE username = %s', (username,))
 
 
 def add_membership(conn, username, prog_id, role='PI'):
@@ -126,30 +131,50 @@ def add_membership(conn, username, prog_id, role='PI'):
                  (username, prog_id, role))
 
 
+# One round trip: the user, and their programmes as two parallel arrays.
+_USER_SQL = """SELECT u.username, u.full_name, u.email, u.is_staff,
+  coalesce(array_agg(m.prog_id ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT NULL), '{{}}'),
+  coalesce(array_agg(m.role ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT NULL), '{{}}')
+FROM accounts.users u LEFT JOIN accounts.memberships m ON m.username = u.username
+WHERE {where} AND NOT u.disabled GROUP BY u.username"""
+
+
+def _user_of(row):
+    return None if row is None else User(row[0], row[1], row[2], row[3], dict(zip(row[4], row[5])))
+
+
 def get_user(conn, username):
     """The enabled `User` called ``username``, or None."""
-    found = user_and_epoch(conn, username)
-    return found[0] if found else None
-
-
-def user_and_epoch(conn, username):
-    """(`User`, epoch) of an enabled user, or None, in one round trip.
-
-    The epoch is a fragment of the password hash: it changes with the password,
-    so a session that recorded it dies when the password changes.
-    """
     if not isinstance(username, str) or not USERNAME_RE.match(username):
         return None
-    row = conn.execute(
-        'SELECT u.username, u.full_name, u.email, u.is_staff, right(u.password_hash, 12), '
-        'coalesce(array_agg(m.prog_id ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT NULL), '
-        "'{}'), coalesce(array_agg(m.role ORDER BY m.prog_id) FILTER (WHERE m.prog_id IS NOT "
-        "NULL), '{}') FROM accounts.users u LEFT JOIN accounts.memberships m "
-        'ON m.username = u.username WHERE u.username = %s AND NOT u.disabled GROUP BY u.username',
-        (username,)).fetchone()
-    if row is None:
+    return _user_of(conn.execute(_USER_SQL.format(where='u.username = %s'),
+                                 (username,)).fetchone())
+
+
+def open_session(conn, username, lifetime_s, client=None):
+    """Start a portal session for ``username``; returns its key (for the cookie)."""
+    key = secrets.token_urlsafe(32)
+    conn.execute("DELETE FROM accounts.sessions WHERE expires_at < now() AT TIME ZONE 'UTC'")
+    conn.execute('INSERT INTO accounts.sessions (session_sha256, username, expires_at, client) '
+                 "VALUES (%s, %s, now() AT TIME ZONE 'UTC' + make_interval(secs => %s), %s)",
+                 (_token_digest(key), username, lifetime_s, (client or '')[:300]))
+    return key
+
+
+def user_for_session(conn, key):
+    """The `User` of a live session key, or None (unknown, ended, expired, disabled)."""
+    if not isinstance(key, str) or not 8 <= len(key) <= 200:
         return None
-    return User(row[0], row[1], row[2], row[3], dict(zip(row[5], row[6]))), row[4]
+    where = ('u.username = (SELECT s.username FROM accounts.sessions s WHERE s.session_sha256 = '
+             "%s AND s.expires_at > now() AT TIME ZONE 'UTC')")
+    return _user_of(conn.execute(_USER_SQL.format(where=where), (_token_digest(key),)).fetchone())
+
+
+def close_session(conn, key):
+    """End a session (logout)."""
+    if isinstance(key, str):
+        conn.execute('DELETE FROM accounts.sessions WHERE session_sha256 = %s',
+                     (_token_digest(key),))
 
 
 def authenticate(conn, username, password):
@@ -215,13 +240,15 @@ def revoke_token(conn, token):
     return cur.rowcount == 1
 
 
-def login_blocked(conn, keys, max_failures=MAX_FAILURES, window_s=FAILURE_WINDOW_S):
+def login_blocked(conn, keys, max_failures=MAX_FAILURES,
+                  max_per_address=MAX_FAILURES_PER_ADDRESS, window_s=FAILURE_WINDOW_S):
     """True when any of ``keys`` (``user:NAME``, ``ip:ADDR``) failed too often lately."""
-    row = conn.execute(
-        'SELECT count(*) FROM accounts.login_attempts WHERE key = ANY(%s) '
-        'AND at > now() AT TIME ZONE \'UTC\' - make_interval(secs => %s) GROUP BY key '
-        'ORDER BY 1 DESC LIMIT 1', (list(keys), window_s)).fetchone()
-    return bool(row) and row[0] >= max_failures
+    rows = conn.execute(
+        'SELECT key, count(*) FROM accounts.login_attempts WHERE key = ANY(%s) '
+        "AND at > now() AT TIME ZONE 'UTC' - make_interval(secs => %s) GROUP BY key",
+        (list(keys), window_s)).fetchall()
+    return any(n >= (max_per_address if key.startswith('ip:') else max_failures)
+               for key, n in rows)
 
 
 def record_failed_login(conn, keys, window_s=FAILURE_WINDOW_S):

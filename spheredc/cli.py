@@ -239,9 +239,10 @@ def build_parser():
                    help="at most this many, newest first (default 100; 0 for all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_sequences)
-    from spheredc import accounts_cmd, postprocess_cmd, reduce_cmd, serve_cmd
+    from spheredc import accounts_cmd, postprocess_cmd, reduce_cmd, requests_cmd, serve_cmd
 
     accounts_cmd.register(sub)
+    requests_cmd.register(sub)
     reduce_cmd.register(sub)
     postprocess_cmd.register(sub)
     serve_cmd.register(sub)

@@ -20,7 +20,8 @@ DID_PREFIX = 'ivo://spheredc/products?'
 MIME = 'application/x-votable+xml;content=datalink'
 CALIBRATION_ROLES = ('flat', 'background', 'distortion', 'bad_pixels', 'dark', 'sky_flat')
 AUXILIARY_TYPES = ('snr_map', 'contrast_curve')
-_PUBLIC = '(release_date IS NULL OR release_date <= now() AT TIME ZONE \'UTC\')'
+# What the viewer may see is decided by the database's row-level security
+# (the pool runs these queries as the reader, for the request's user).
 
 LINK_FIELDS = [
     Field('ID', 'char', '*', ucd='meta.id;meta.main', description='Identifier of the dataset.'),
@@ -38,7 +39,7 @@ LINK_FIELDS = [
 
 
 class NotFound(VOError):
-    """No public file of this identifier."""
+    """No file of this identifier that the viewer may see."""
 
     http_status = 404
 
@@ -52,16 +53,16 @@ def product_id_of(did):
 def _product_rows(pool, did, base_url):
     pid = product_id_of(did)
     found = pool.fetch('SELECT product_id, product_type, sequence_id, content_type, size_bytes '
-                       f'FROM sphere.products WHERE product_id = %s AND {_PUBLIC}', (pid,))
+                       'FROM sphere.products WHERE product_id = %s', (pid,))
     if not found:
-        return [(did, None, None, f'NotFoundFault: no public product {pid}', '#this', None,
+        return [(did, None, None, f'NotFoundFault: no product {pid}', '#this', None,
                  None, None)]
     _, ptype, seq, ctype, size = found[0]
     url = f'{base_url}/files/product/'
     rows = [(did, url + pid, None, None, '#this', f'The {ptype} file', ctype, size)]
     for rid, rtype, rctype, rsize in pool.fetch(
             'SELECT product_id, product_type, content_type, size_bytes FROM sphere.products '
-            f'WHERE sequence_id = %s AND is_current AND product_id <> %s AND {_PUBLIC} '
+            'WHERE sequence_id = %s AND is_current AND product_id <> %s '
             "AND product_type IN ('preview', 'snr_map', 'contrast_curve') ORDER BY product_id",
             (seq, pid)):
         sem = '#preview' if rtype == 'preview' else '#auxiliary'
@@ -122,16 +123,16 @@ def links_query(pool, params, base_url, max_ids=100):
 
 
 def product_file(pool, product_id, products_dir):
-    """(path, content type, file name) of a public product.
+    """(path, content type, file name) of a product the viewer may see.
 
     Raises
     ------
     NotFound
     """
     found = pool.fetch('SELECT path, content_type, file_name FROM sphere.products '
-                       f'WHERE product_id = %s AND {_PUBLIC}', (product_id,))
+                       'WHERE product_id = %s', (product_id,))
     if not found:
-        raise NotFound(f'no public product {product_id}')
+        raise NotFound(f'no product {product_id}')
     path = Path(products_dir) / found[0][0]
     if not path.is_file():
         raise NotFound(f'the file of {product_id} is missing')
@@ -139,16 +140,16 @@ def product_file(pool, product_id, products_dir):
 
 
 def raw_file(pool, arcfile, home):
-    """(path, content type, file name) of a public raw file.
+    """(path, content type, file name) of a raw file the viewer may see.
 
     Raises
     ------
     NotFound
     """
     found = pool.fetch('SELECT archive_path, file_name FROM sphere.raw_files '
-                       f'WHERE arcfile = %s AND {_PUBLIC}', (arcfile,))
+                       'WHERE arcfile = %s', (arcfile,))
     if not found:
-        raise NotFound(f'no public raw file {arcfile}')
+        raise NotFound(f'no raw file {arcfile}')
     path = Path(home) / found[0][0]
     if not path.is_file():
         raise NotFound(f'the file of {arcfile} is missing')

@@ -77,7 +77,7 @@ def current_user():
 
 
 def _load_user():
-    from archive.accounts import user_and_epoch, user_for_token
+    from archive.accounts import user_for_session, user_for_token
     from vo.query import viewer
 
     g.user = None
@@ -93,13 +93,17 @@ def _load_user():
         if g.user is None:
             return _unauthorized('this API token is unknown, revoked or expired')
         g.by_token = True
-    elif (name := session.get('user')) is not None:
+    elif (key := session.get('sid')) is not None:
         with owner_connection() as conn:
-            found = user_and_epoch(conn, name)
-        if found is None or session.get('epoch') != found[1]:
+            g.user = user_for_session(conn, key)
+        if g.user is None:  # logged out elsewhere, expired, password changed, disabled
             session.clear()
-        else:
-            g.user = found[0]
+    if request.endpoint == 'requests.new':
+        # Raw files uploaded by a PI may be far larger than a TAP upload; the CSRF check
+        # below reads the form, so the request's own limit must be set first.
+        from .app import services
+
+        request.max_content_length = services().database.settings.upload_max_bytes + 1_000_000
     if not g.by_token and request.method == 'POST' and not _csrf_exempt():
         current_app.extensions['spheredc_csrf'].protect()
     g.viewer_token = viewer.set(g.user.username if g.user else None)
@@ -120,15 +124,6 @@ def _csrf_exempt():
     # The VO protocols (TAP, SCS, SIA2, SSA, DataLink) are posted by clients that never
     # saw a form; their writes only create async jobs owned by the caller.
     return request.blueprint == 'vo'
-
-
-def _epoch(username):
-    # Changes when the password changes, so that old sessions die with it.
-    from archive.accounts import user_and_epoch
-
-    with owner_connection() as conn:
-        found = user_and_epoch(conn, username)
-    return found[1] if found else None
 
 
 def _unauthorized(message):
@@ -175,8 +170,9 @@ def staff_required(view):
 
 def safe_next(target):
     """``target`` if it is a path on this site, else the home page (no open redirects)."""
-    if isinstance(target, str) and target.startswith('/') and not target.startswith('//') \
-            and '\\' not in target and len(target) < 2000:
+    # Browsers drop tabs and newlines from URLs ('/\t/evil' is '//evil'): printable only.
+    if isinstance(target, str) and target.isprintable() and target.startswith('/') \
+            and not target.startswith('//') and '\\' not in target and len(target) < 2000:
         return target
     return url_for('portal.index')
 
@@ -187,7 +183,8 @@ def _client_address():
 
 @bp.route('/login', methods=['GET', 'POST'])
 def login():
-    from archive.accounts import authenticate, login_blocked, record_failed_login
+    from archive.accounts import (USERNAME_RE, authenticate, login_blocked, open_session,
+                                  record_failed_login)
 
     error = None
     status = 200
@@ -196,7 +193,8 @@ def login():
         current_app.extensions['spheredc_csrf'].protect()
         username = (request.form.get('username') or '').strip().lower()[:100]
         password = request.form.get('password') or ''
-        keys = [f'ip:{_client_address()}'] + ([f'user:{username}'] if username else [])
+        keys = [f'ip:{_client_address()}'] + ([f'user:{username}']
+                                               if USERNAME_RE.match(username) else [])
         with owner_connection() as conn:
             if login_blocked(conn, keys):
                 error, status = ('too many failed logins: wait a few minutes and try again',
@@ -209,9 +207,12 @@ def login():
                     record_failed_login(conn, keys)
                     error, status = 'wrong user name or password', 401
         if error is None:
+            with owner_connection() as conn:
+                key = open_session(conn, user.username,
+                                   current_app.config['PERMANENT_SESSION_LIFETIME'],
+                                   f'{_client_address()} {request.user_agent.string}')
             session.clear()
-            session['user'] = user.username
-            session['epoch'] = _epoch(user.username)
+            session['sid'] = key
             session.permanent = True
             return redirect(safe_next(request.args.get('next')), 303)
     return render_template('login.html', error=error, username=username,
@@ -220,7 +221,11 @@ def login():
 
 @bp.post('/logout')
 def logout():
+    from archive.accounts import close_session
+
     current_app.extensions['spheredc_csrf'].protect()
+    with owner_connection() as conn:
+        close_session(conn, session.get('sid'))
     session.clear()
     return redirect(url_for('portal.index'), 303)
 

@@ -131,6 +131,10 @@ def tap_async():
             phases=[p.upper() for p in params.getlist('PHASE')],
             after=parse_iso(after, 'AFTER') if after else None,
             last=parse_int(last, 'LAST', lo=1) if last else None, owner=_username())
+        if _username() is None:
+            # Anonymous jobs are reachable by their random URL only: listing them
+            # would show everybody's queries to everybody.
+            jobs = []
     except VOError as exc:
         return _uws_error(exc)
     return Response(jobs_xml(jobs, base_url() + '/tap/async'), content_type=XML)

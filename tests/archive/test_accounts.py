@@ -75,10 +75,29 @@ def test_login_throttling_counts_recent_failures(conn):
     assert not accounts.login_blocked(conn, keys)
     accounts.record_failed_login(conn, keys)
     assert accounts.login_blocked(conn, ['user:gina'])
+    # An address is shared by many people (NAT): it takes more failures to block it.
+    assert not accounts.login_blocked(conn, ['ip:192.0.2.7', 'user:someone-else'])
+    for _ in range(accounts.MAX_FAILURES_PER_ADDRESS - accounts.MAX_FAILURES):
+        accounts.record_failed_login(conn, ['ip:192.0.2.7'])
     assert accounts.login_blocked(conn, ['ip:192.0.2.7', 'user:someone-else'])
     assert not accounts.login_blocked(conn, ['user:someone-else'])
     conn.execute("UPDATE accounts.login_attempts SET at = at - interval '1 hour'")
     assert not accounts.login_blocked(conn, keys)
+
+
+def test_sessions_end_at_logout_and_with_a_new_password(conn):
+    accounts.create_user(conn, 'hugo', 'a-long-password')
+    first = accounts.open_session(conn, 'hugo', 3600, '127.0.0.1 test')
+    second = accounts.open_session(conn, 'hugo', 3600)
+    assert accounts.user_for_session(conn, first).username == 'hugo'
+    accounts.close_session(conn, first)
+    assert accounts.user_for_session(conn, first) is None
+    assert accounts.user_for_session(conn, second).username == 'hugo'
+    accounts.set_password(conn, 'hugo', 'another-long-password')
+    assert accounts.user_for_session(conn, second) is None
+    expired = accounts.open_session(conn, 'hugo', -1)
+    assert accounts.user_for_session(conn, expired) is None
+    assert accounts.user_for_session(conn, None) is None
 
 
 def test_release_dates_follow_the_eso_rule():
