@@ -64,9 +64,14 @@ def _text(html_text):
 
 @pytest.fixture(scope='module')
 def seq_id(portal_archive):
-    """A public sequence that has candidates and detection limits."""
+    """A public IRDIS sequence that has candidates and detection limits.
+
+    IRDIS: its master cube is made from our own calibration products, which the
+    provenance must list (IFS cubes come calibrated by the ESO pipeline).
+    """
     rows = portal_archive.query(
-        'SELECT s.sequence_id FROM sphere.sequences s WHERE s.sequence_id = ANY(%s) '
+        "SELECT s.sequence_id FROM sphere.sequences s WHERE s.arm = 'IRDIS' "
+        'AND s.sequence_id = ANY(%s) '
         'AND EXISTS (SELECT 1 FROM sphere.candidates c WHERE c.sequence_id = s.sequence_id) '
         'AND EXISTS (SELECT 1 FROM sphere.detection_limits d '
         '            WHERE d.sequence_id = s.sequence_id) ORDER BY 1',
