@@ -3,10 +3,13 @@
 Nothing of ours is mocked: the database is the project's own embedded
 cluster in a temporary ``SPHEREDC_HOME``, started once per test session.
 """
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,37 @@ def small_night(tmp_path_factory):
     out = tmp_path_factory.mktemp("night_seed1")
     truth = simulate_night(str(out), seed=1, small=True)
     return out, truth
+
+
+@contextlib.contextmanager
+def served(env, log_path, *serve_args):
+    """``spheredc serve`` (gunicorn) on a free loopback port; yields its base URL."""
+    port = _free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "spheredc.serve_cmd", "--port", str(port),
+                                 *map(str, serve_args)], cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("server did not start: " + Path(log_path).read_text()[-3000:])
+            time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def run_cli(*args, env=None, timeout=600, check=False):

@@ -21,7 +21,8 @@ __all__ = ['JobManager']
 log = logging.getLogger(__name__)
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """True when process ``pid`` runs on this host (a worker that claimed work)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,7 +89,7 @@ class JobManager:
         host = socket.gethostname()
         for job in self.store.list(phases=['EXECUTING']):
             w_host, _, w_pid = (job.worker or '').rpartition(':')
-            if w_host == host and w_pid.isdigit() and not _pid_alive(int(w_pid)):
+            if w_host == host and w_pid.isdigit() and not pid_alive(int(w_pid)):
                 log.warning('job %s lost its worker %s: queued again', job.job_id, job.worker)
                 self.store.update(job.job_id, ('EXECUTING',), phase='QUEUED', worker=None,
                                   backend_pid=None, start_time=None)

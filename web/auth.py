@@ -83,7 +83,6 @@ def _load_user():
     g.user = None
     g.by_token = False
     auth = request.headers.get('Authorization', '')
-    name = None
     if auth:
         scheme, _, token = auth.partition(' ')
         if scheme.lower() != 'bearer' or not token.strip():

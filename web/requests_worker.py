@@ -50,6 +50,8 @@ import threading
 import time
 from pathlib import Path
 
+from vo.uws_runner import pid_alive
+
 __all__ = ['RequestWorker', 'Outcome', 'execute_request', 'reduce_for_request',
            'level1_params', 'level2_params', 'send_outbox', 'REQUESTS_DIR']
 
@@ -63,16 +65,6 @@ _MAIL_BATCH = 20
 
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- parameters ---------------------------------------------------------------------------
@@ -561,7 +553,7 @@ class RequestWorker:
             for request_id, actor in running_requests(conn):
                 w_host, _, w_pid = (actor or '').removeprefix('worker ').rpartition(':')
                 if actor and not (w_host == host and w_pid.isdigit()
-                                  and not _pid_alive(int(w_pid))):
+                                  and not pid_alive(int(w_pid))):
                     continue  # alive, or on another host: not ours to judge
                 try:
                     requeue_lost(conn, request_id, self.name,

@@ -7,16 +7,11 @@ here (the reduction engine that makes the real ones is another issue).
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli, served
 
 #: Synthetic products per sequence: (suffix, product_type, level, content type, frames).
 PRODUCT_KINDS = (('cube', 'master_cube', 1, 'application/fits', 32),
@@ -26,10 +21,6 @@ PRODUCT_KINDS = (('cube', 'master_cube', 1, 'application/fits', 32),
                  ('preview', 'preview', 2, 'image/png', 1))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _write_file(folder, name, data):
@@ -193,30 +184,7 @@ def vo_archive(database, small_night):
 @pytest.fixture(scope='session')
 def vo_server(vo_archive, database):
     """Base URL of ``spheredc serve`` (gunicorn) on a free port, stopped at the end."""
-    port = _free_port()
-    log = open(os.path.join(database.settings.home, 'serve.log'), 'w')
-    proc = subprocess.Popen([sys.executable, '-m', 'spheredc.serve_cmd', '--port', str(port),
-                             '--workers', '2', '--async-workers', '2'],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env=_env(database))
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + '/health', timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError('server did not start: ' +
-                               open(log.name).read()[-3000:])
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with served(_env(database), os.path.join(database.settings.home, 'serve.log'),
+                '--workers', '2', '--async-workers', '2') as url:
+        yield url
+

@@ -10,12 +10,10 @@ import datetime
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, served
 
 PRIVATE_PROG = '0115.C-0456'
 OTHER_PROG = '0999.Z-0001'
@@ -48,12 +46,6 @@ class PortalArchive:
             conn.commit()
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='session')
@@ -106,32 +98,9 @@ def portal_archive(tmp_path_factory, small_night):
 def portal_server(portal_archive):
     """Base URL of ``spheredc serve`` (gunicorn, loopback) over the portal archive."""
     home = portal_archive.database.settings.home
-    port = _free_port()
-    log = open(os.path.join(home, 'serve.log'), 'w')
-    proc = subprocess.Popen([sys.executable, '-m', 'spheredc.serve_cmd', '--port', str(port),
-                             '--workers', '2', '--async-workers', '1'],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env=portal_archive.env)
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + '/health', timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError('server did not start: ' + open(log.name).read()[-3000:])
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with served(portal_archive.env, os.path.join(home, 'serve.log'), '--workers', '2',
+                '--async-workers', '1') as url:
+        yield url
 
 
 def login(session, base_url, who, archive):
