@@ -177,14 +177,8 @@ def metadata():
                                                        name=f"{tdef.name}_pkey"))
         for i, cols_u in enumerate(tdef.unique):
             constraints.append(sa.UniqueConstraint(*cols_u, name=f"{tdef.name}_uniq{i}"))
-        if tdef.sky_position:
-            # ADQL's POINT('ICRS', ra, dec) is translated to this expression: a GiST
-            # index on it serves CONTAINS/DISTANCE queries (migration 0002).
-            sky = tdef.sky_position
-            constraints.append(sa.Index(
-                f"ix_{tdef.name}_adql_point",
-                sa.text(f"spoint(radians({sky['ra']}), radians({sky['dec']}))"),
-                postgresql_using="gist"))
+        # ADQL's POINT('ICRS', t.ra, t.dec) on a sky table becomes its indexed `pos`
+        # column (vo/adql/morph.py): no expression index is needed (migration 0004).
         table = sa.Table(tdef.name, md, *cols, *constraints, schema=tdef.schema,
                          comment=tdef.description)
         for c in tdef.columns:

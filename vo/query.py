@@ -7,6 +7,11 @@ the row-level security policies of migration 0003 filter proprietary rows; big r
 streamed in chunks so memory stays constant, small ones
 (LIMIT <= `SMALL_LIMIT`) in one round trip. The result's FIELDs come from the
 PostgreSQL result types, enriched with the metadata of the query's columns.
+
+For BINARY2 output, a bounded result whose columns are all numbers, booleans or
+text is serialised by PostgreSQL itself (`binary2_sql`): each row becomes its
+BINARY2 bytes (``float8send`` and the like write big-endian values) and
+``string_agg`` joins them, so that neither psycopg nor numpy touches a cell.
 """
 import contextlib
 import contextvars
@@ -18,7 +23,7 @@ import threading
 from .exceptions import QueryError, ServiceUnavailable
 from .votable import Field
 
-__all__ = ['Limits', 'QueryPool', 'Result', 'fields_for', 'viewer', 'as_viewer']
+__all__ = ['Limits', 'QueryPool', 'Result', 'fields_for', 'binary2_sql', 'viewer', 'as_viewer']
 
 #: The user the queries of this context run for (None: anonymous). The web layer sets
 #: it per request, the async job runner per job; the database filters on it.
@@ -48,6 +53,86 @@ _OID_TYPES = {21: ('short', '', ''), 23: ('int', '', ''), 20: ('long', '', ''),
 _GEOMETRY_XTYPES = ('point', 'circle', 'polygon', 'box', 'region', 'adql:REGION')
 _GEOMETRY_TYPES = {'spoint': ('double', '2', 'point'), 'scircle': ('double', '3', 'circle'),
                    'spoly': ('double', '*', 'polygon')}
+
+
+#: How PostgreSQL writes one cell of each type in BINARY2 (``{c}`` is the column): the
+#: bytes the general path writes for what psycopg returns (`vo.votable`), with the
+#: same fillers for NULL (zero, NaN, ``?``, an empty string).
+_BINARY2_CELLS = {
+    21: "coalesce(int2send({c}), '\\x0000'::bytea)",
+    23: "coalesce(int4send({c}), '\\x00000000'::bytea)",
+    20: "coalesce(int8send({c}), '\\x0000000000000000'::bytea)",
+    700: "coalesce(float4send({c}), '\\x7fc00000'::bytea)",
+    701: "coalesce(float8send({c}), '\\x7ff8000000000000'::bytea)",
+    1700: "coalesce(float8send({c}::float8), '\\x7ff8000000000000'::bytea)",
+    16: "CASE WHEN {c} THEN '\\x54'::bytea WHEN NOT {c} THEN '\\x46'::bytea "
+        "ELSE '\\x3f'::bytea END",
+    # VOTable char is ASCII: like str.encode('ascii', 'replace'), one '?' per other
+    # character (octet_length is free, char_length reads the string).
+    25: "coalesce(CASE WHEN octet_length({c}) = char_length({c}) THEN "
+        "int4send(octet_length({c})) || textsend({c}) ELSE int4send(char_length({c})) || "
+        "convert_to(regexp_replace({c}, '[^\\x01-\\x7f]', '?', 'g'), 'UTF8') END, "
+        "'\\x00000000'::bytea)",
+}
+_BINARY2_CELLS[1043] = _BINARY2_CELLS[25].replace('{c}', '{c}::text')  # varchar
+_TEXT_OIDS = (25, 1043)
+
+
+def binary2_sql(sql, type_oids, with_last_length=False):
+    """A query returning the BINARY2 serialisation of the rows of ``sql``.
+
+    Parameters
+    ----------
+    sql : str
+        One SELECT.
+    type_oids : sequence of int
+        PostgreSQL types of its columns; every one must be a key of
+        ``_BINARY2_CELLS`` (`binary2_packable`).
+    with_last_length : bool
+        Also return the BINARY2 length of the rows' strings, 4 bytes a row, so
+        that the last row can be cut off (an overflow row).
+
+    Returns
+    -------
+    str
+        A query of one row: the number of rows, their BINARY2 bytes (NULL when
+        there are none) and, if asked, the string lengths.
+    """
+    names = [f'c{i}' for i in range(len(type_oids))]
+    masks = []
+    for first in range(0, len(names), 8):
+        group = names[first:first + 8]
+        bits = ' | '.join(f'(CASE WHEN {c} IS NULL THEN {0x80 >> i} ELSE 0 END)'
+                          for i, c in enumerate(group))
+        # IS NULL costs no function call: the bits are only computed for rows with nulls
+        masks.append(f"CASE WHEN {' OR '.join(f'{c} IS NULL' for c in group)} THEN "
+                     f"set_byte('\\x00'::bytea, 0, {bits}) ELSE '\\x00'::bytea END")
+    cells = [_BINARY2_CELLS[oid].format(c=c) for c, oid in zip(names, type_oids)]
+    parts = [f"count(*), string_agg({' || '.join(masks + cells)}, ''::bytea)"]
+    texts = [f'coalesce(char_length({c}), 0)' for c, oid in zip(names, type_oids)
+             if oid in _TEXT_OIDS]
+    if with_last_length:
+        parts.append(f"string_agg(int4send({' + '.join(texts or ['0'])}), ''::bytea)")
+    return f"SELECT {', '.join(parts)} FROM ({sql}) AS q({', '.join(names)})"
+
+
+def binary2_packable(type_oids):
+    """True when PostgreSQL can write every column of these types in BINARY2."""
+    return bool(type_oids) and all(oid in _BINARY2_CELLS for oid in type_oids)
+
+
+def _binary2_fixed_bytes(type_oids):
+    # BINARY2 bytes of a row that do not depend on its values: null mask, fixed cells
+    # and the 4-byte lengths of the strings.
+    sizes = {21: 2, 23: 4, 20: 8, 700: 4, 701: 8, 1700: 8, 16: 1, 25: 4, 1043: 4}
+    return (len(type_oids) + 7) // 8 + sum(sizes[oid] for oid in type_oids)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Described:
+    # What fields_for reads of a psycopg.Column.
+    name: str
+    type_code: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +203,10 @@ class Result:
     rows were seen.
     """
 
+    #: The rows as BINARY2 bytes when the database serialised them (see
+    #: `QueryPool.execute`), else None; such a result has no rows to iterate.
+    binary2 = None
+
     def __init__(self, fields, first, more, maxrec, release):
         self.fields = fields
         self.maxrec = maxrec
@@ -125,7 +214,17 @@ class Result:
         self.rows_sent = 0
         self._first, self._more, self._release = first, more, release
 
+    @classmethod
+    def packed(cls, fields, data, rows, overflow, maxrec):
+        """A result whose ``rows`` rows are already BINARY2 ``data`` (bytes)."""
+        result = cls(fields, (), lambda: iter(()), maxrec, None)
+        result.binary2, result.rows_sent, result.overflow = data, rows, overflow
+        return result
+
     def _iter(self):
+        if self.binary2 is not None:
+            raise TypeError('the rows of this result were serialised as BINARY2 '
+                            'by the database')
         # islice/chain iterate in C: a per-row Python check would cost more than packing.
         rows = itertools.chain(self._first, self._more())
         try:
@@ -254,9 +353,46 @@ class QueryPool:
         cur.execute(sql, params)
         return cur
 
+    def _run_binary2(self, conn, sql, columns, maxrec, limit):
+        # The result's types without running it (parse and analysis only), then the
+        # packing query; None when a type cannot be packed or the packing fails for a
+        # reason of its own (too big for a bytea, a numeric beyond float8): its
+        # savepoint leaves the transaction as it was for the general path.
+        import psycopg
+
+        pgconn = conn.pgconn
+        prepared = pgconn.prepare(b'', sql.encode(conn.info.encoding))
+        if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:  # as the general path says
+            message = prepared.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY)
+            raise QueryError('query failed: ' + (message or prepared.error_message).decode(
+                conn.info.encoding, 'replace').strip())
+        info = pgconn.describe_prepared(b'')
+        described = [_Described(info.fname(i).decode(conn.info.encoding), info.ftype(i))
+                     for i in range(info.nfields)]
+        oids = [d.type_code for d in described]
+        if not binary2_packable(oids):
+            return None
+        may_overflow = maxrec is not None and limit > maxrec
+        try:
+            with conn.transaction():
+                cur = conn.cursor(binary=True)
+                cur.execute(binary2_sql(sql, oids, with_last_length=may_overflow))
+                count, data, lengths = (cur.fetchone() + (None,))[:3]
+        except (psycopg.errors.NumericValueOutOfRange, psycopg.errors.ProgramLimitExceeded,
+                psycopg.errors.OutOfMemory):
+            return None
+        data = data or b''
+        overflow = may_overflow and count > maxrec
+        if overflow:  # the row beyond MAXREC is the last one aggregated
+            data = data[:len(data) - _binary2_fixed_bytes(oids)
+                        - int.from_bytes(lengths[-4:], 'big')]
+            count = maxrec
+        return Result.packed(fields_for(described, self._oid_names, columns), data, count,
+                             overflow, maxrec)
+
     def execute(self, sql, params=None, *, columns=(), maxrec=None, timeout_s=60,
                 base_url='', setup=None, on_backend=None, role=READER,
-                binary=None):
+                binary=None, binary2=False):
         """Run one SELECT as the read-only role.
 
         Parameters
@@ -284,6 +420,11 @@ class QueryPool:
         binary : bool, optional
             Ask for binary results (faster to convert; not for pg_sphere types).
             Default: when ``columns`` are given and none is a geometry.
+        binary2 : bool
+            The rows will be written as BINARY2: when the result is bounded
+            (LIMIT <= `SMALL_LIMIT`), has no parameters and only columns of
+            `binary2_packable` types, PostgreSQL serialises them and the
+            `Result` has ``binary2`` bytes instead of rows.
 
         Returns
         -------
@@ -325,6 +466,11 @@ class QueryPool:
                          (role or 'none', str(int(timeout_s * 1000)), base_url,
                           viewer.get() or ''))
             limit = re.search(r'\bLIMIT (\d+)\s*$', sql)
+            if binary2 and params is None and limit and int(limit.group(1)) <= SMALL_LIMIT:
+                packed = self._run_binary2(conn, sql, columns, maxrec, int(limit.group(1)))
+                if packed is not None:
+                    release()
+                    return packed
             if (limit and int(limit.group(1)) <= SMALL_LIMIT) or (
                     maxrec is not None and maxrec < SMALL_LIMIT):
                 if binary is None:

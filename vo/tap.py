@@ -14,7 +14,7 @@ from .reply import Reply, error_reply
 from .votable import FORMATS, resolve_format, stream_csv, stream_votable
 
 __all__ = ['TapRequest', 'parse_tap_request', 'translate_query', 'run_tap_query',
-           'result_reply', 'sync_query']
+           'result_reply', 'sync_query', 'point_columns']
 
 LANGS = ('ADQL', 'ADQL-2.0', 'ADQL-2.1')
 
@@ -105,7 +105,8 @@ def translate_query(query, maxrec, uploads=()):
     try:
         if not uploads:
             return _translate_published(query, maxrec)
-        return translate(query, adql_metadata([u.table for u in uploads]), maxrec=maxrec)
+        return translate(query, adql_metadata([u.table for u in uploads]), maxrec=maxrec,
+                         points=point_columns())
     except ADQLError as exc:
         raise QueryError(f'{type(exc).__name__}: {exc}') from exc
     except RecursionError:
@@ -120,7 +121,33 @@ def _translate_published(query, maxrec):
 
     from .tapschema import adql_metadata
 
-    return translate(query, adql_metadata(), maxrec=maxrec)
+    return translate(query, adql_metadata(), maxrec=maxrec, points=point_columns())
+
+
+@functools.cache
+def point_columns():
+    """Published tables storing their position as a pg_sphere point.
+
+    Returns
+    -------
+    dict
+        Qualified table name to ``(ra, dec, pos)`` column names, for the tables of
+        ``schemas/`` with a ``sky_position`` and a column computed as
+        ``spoint(radians(ra), radians(dec))`` (what ADQL's POINT of them is).
+    """
+    from .tapschema import published_tables
+
+    points = {}
+    for tdef in published_tables():
+        sky = tdef.sky_position
+        if not sky:
+            continue
+        point = f"spoint(radians({sky['ra']}), radians({sky['dec']}))"
+        for col in tdef.columns:
+            if col.type == 'spoint' and (col.computed or '').replace(' ', '') == \
+                    point.replace(' ', ''):
+                points[tdef.qualified_name.lower()] = (sky['ra'], sky['dec'], col.name)
+    return points
 
 
 def run_tap_query(pool, request, files, limits, base_url='', timeout_s=None, on_backend=None):
@@ -156,7 +183,8 @@ def run_tap_query(pool, request, files, limits, base_url='', timeout_s=None, on_
     setup = (lambda conn: create_upload_tables(conn, uploads)) if uploads else None
     return pool.execute(translation.sql, columns=translation.columns, maxrec=request.maxrec,
                         timeout_s=limits.sync_timeout_s if timeout_s is None else timeout_s,
-                        base_url=base_url, setup=setup, on_backend=on_backend)
+                        base_url=base_url, setup=setup, on_backend=on_backend,
+                        binary2=request.fmt == 'votable/b2')
 
 
 def result_body(result, request):
@@ -167,7 +195,7 @@ def result_body(result, request):
     if request.runid:
         infos.append(('RUNID', request.runid, ''))
     return stream_votable(result.fields, result, request.fmt, infos=infos,
-                          trailer=result.trailer)
+                          trailer=result.trailer, binary2=result.binary2)
 
 
 def result_reply(result, request):

@@ -4,14 +4,21 @@ Small functions keyed by node type, run bottom-up by `morph`; each returns
 the replacement node and may record warnings.  Angles are degrees in ADQL and
 radians in pg_sphere, so every geometry constructor converts on the way in and
 every angle coming out (DISTANCE, COORD1, ...) is converted back.
+
+Tables that store their position as a pg_sphere point (``pos``, computed by
+PostgreSQL from ``ra`` and ``dec``) get ``POINT('ICRS', t.ra, t.dec)`` written as
+``t.pos`` first (`use_point_columns`): the same value, but one that the GiST index
+on ``pos`` serves, also under row-level security (where an index is only used for
+leakproof operators on plain columns, never for ``spoint(radians(ra), ...)``).
 """
 import dataclasses
 
 from . import nodes as n
 from .exceptions import ADQLTranslationError
+from .metadata import Column
 from .stcs import polygon_literal, stcs_to_pgsphere
 
-__all__ = ['morph', 'Morpher']
+__all__ = ['morph', 'Morpher', 'use_point_columns']
 
 _SAME_NAME = {'ABS', 'ACOS', 'ASIN', 'ATAN', 'ATAN2', 'CEILING', 'COS', 'COT', 'DEGREES',
               'EXP', 'FLOOR', 'POWER', 'RADIANS', 'SIN', 'SQRT', 'TAN', 'PI', 'LOWER',
@@ -36,7 +43,8 @@ def _num_value(node):
 
 def _is_point(node):
     return isinstance(node, n.SqlFunc) and node.name == 'spoint' or (
-        isinstance(node, n.SqlRaw) and node.text.startswith('spoint '))
+        isinstance(node, n.SqlRaw) and node.text.startswith('spoint ')) or (
+        isinstance(node, n.ColumnRef) and getattr(node.info, 'xtype', '') == 'point')
 
 
 def _as_int_test(op, left, right):
@@ -270,6 +278,140 @@ class Morpher:
         literal, _ = stcs_to_pgsphere(shape[node.type_name] + ' ' +
                                       ' '.join(map(repr, nums)))
         return n.SqlRaw(literal)
+
+
+class _PointColumns:
+    """The rewriting of `use_point_columns`, with the FROM sources of each SELECT.
+
+    Only references that resolve in the SELECT's own FROM are rewritten (never
+    correlated ones), and in a grouped SELECT only its WHERE and join conditions:
+    ``GROUP BY ra, dec`` does not group by ``pos``.
+    """
+
+    def __init__(self, points):
+        self.points = points
+
+    def query(self, node):
+        if isinstance(node, n.Select):
+            return self.select(node)
+        if isinstance(node, n.SetOp):
+            return dataclasses.replace(node, left=self.query(node.left),
+                                       right=self.query(node.right))
+        if isinstance(node, n.ParenQuery):
+            return dataclasses.replace(node, query=self.query(node.query))
+        return node
+
+    def select(self, sel):
+        sources = []  # (names the source answers to, point columns or None)
+        from_ = tuple(self.table(t, sources) for t in sel.from_)
+        scope = sources if sources else None
+        grouped = bool(sel.group_by) or sel.having is not None
+        shown = None if grouped else scope  # select list, HAVING, ORDER BY
+        where = None if sel.where is None else self.expr(sel.where, scope)
+        items = tuple(dataclasses.replace(i, expr=self.expr(i.expr, shown))
+                      if isinstance(i, n.SelectItem) else i for i in sel.items)
+        having = None if sel.having is None else self.expr(sel.having, shown)
+        order_by = tuple(dataclasses.replace(o, expr=self.expr(o.expr, shown))
+                         for o in sel.order_by)
+        group_by = tuple(self.expr(g, None) for g in sel.group_by)
+        return dataclasses.replace(sel, from_=from_, where=where, items=items, having=having,
+                                   order_by=order_by, group_by=group_by)
+
+    def table(self, node, sources):
+        if isinstance(node, n.TableName):
+            names = _source_names(node)
+            sources.append((names, self.points.get('.'.join(p.key for p in node.parts))))
+            return node
+        if isinstance(node, n.DerivedTable):
+            sources.append((frozenset({node.alias.key}), None))
+            return dataclasses.replace(node, query=self.query(node.query))
+        left = self.table(node.left, sources)
+        right = self.table(node.right, sources)
+        on = None if node.on is None else self.expr(node.on, sources)
+        return dataclasses.replace(node, left=left, right=right, on=on)
+
+    def expr(self, node, scope):
+        if isinstance(node, (n.Subquery, n.Exists)):
+            return dataclasses.replace(node, query=self.query(node.query))
+        if isinstance(node, n.InQuery):
+            return dataclasses.replace(node, expr=self.expr(node.expr, scope),
+                                       query=self.query(node.query))
+        if isinstance(node, n.FuncCall) and node.name == 'POINT' and scope is not None:
+            column = self.point_column(node, scope)
+            if column is not None:
+                return column
+        changes = {}
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if f.name in ('pos', 'info'):
+                continue
+            if isinstance(value, n.Node):
+                changes[f.name] = self.expr(value, scope)
+            elif isinstance(value, tuple) and any(isinstance(v, n.Node) for v in value):
+                changes[f.name] = tuple(self.expr(v, scope) if isinstance(v, n.Node) else v
+                                        for v in value)
+        return dataclasses.replace(node, **changes) if changes else node
+
+    @staticmethod
+    def point_column(node, scope):
+        """``t.pos`` for POINT(frame, t.ra, t.dec) on a table storing it, else None."""
+        args = node.args
+        if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
+            frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
+            if frame.split(' ')[0] not in _ICRS_LIKE:
+                return None  # keep the warning about the ignored frame
+            args = args[1:]
+        if len(args) != 2 or not all(isinstance(a, n.ColumnRef) for a in args):
+            return None
+        x, y = args
+        qualifier = x.parts[:-1]
+        if [p.key for p in y.parts[:-1]] != [p.key for p in qualifier]:
+            return None
+        if qualifier:
+            wanted = '.'.join(p.key for p in qualifier)
+            hits = [point for names, point in scope if wanted in names]
+        else:
+            hits = [point for _, point in scope]  # unqualified: one source only
+        if len(hits) != 1 or hits[0] is None:
+            return None
+        ra, dec, pos = hits[0]
+        if (x.parts[-1].key, y.parts[-1].key) != (ra, dec):
+            return None
+        return n.ColumnRef(qualifier + (n.Ident(pos),),
+                           info=Column(pos, 'double', arraysize='2', xtype='point'), pos=node.pos)
+
+
+def _source_names(node):
+    # How a FROM table can be named (as vo.adql.annotate resolves qualifiers).
+    if node.alias is not None:
+        return frozenset({node.alias.key})
+    keys = [p.key for p in node.parts]
+    return frozenset('.'.join(keys[i:]) for i in range(len(keys)))
+
+
+def use_point_columns(tree, points):
+    """Write ``POINT(frame, t.ra, t.dec)`` as ``t.pos`` where the table stores that point.
+
+    Parameters
+    ----------
+    tree : vo.adql.nodes.Statement
+        A parsed (and annotated: table names qualified) ADQL tree.
+    points : dict
+        Lower-case qualified table name to ``(ra, dec, pos)``: the names of the
+        columns of a table whose column ``pos`` is ``spoint(radians(ra),
+        radians(dec))`` (computed by PostgreSQL).
+
+    Returns
+    -------
+    vo.adql.nodes.Statement
+        The tree, unchanged where the point is not certainly the stored one
+        (other frames, expressions, correlated references, ambiguous names).
+    """
+    if not points:
+        return tree
+    rewriter = _PointColumns(points)
+    ctes = tuple(dataclasses.replace(c, query=rewriter.query(c.query)) for c in tree.ctes)
+    return dataclasses.replace(tree, ctes=ctes, query=rewriter.query(tree.query))
 
 
 def morph(tree, maxrec=None):

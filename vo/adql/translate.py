@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 
 from .flatten import flatten
-from .morph import morph
+from .morph import morph, use_point_columns
 from .tree import parse
 
 __all__ = ['Translation', 'translate', 'to_sql']
@@ -26,7 +26,7 @@ class Translation:
     warnings: tuple = field(default=())
 
 
-def translate(adql, metadata=None, maxrec=None):
+def translate(adql, metadata=None, maxrec=None, points=None):
     """Translate ADQL into PostgreSQL + pg_sphere SQL.
 
     Parameters
@@ -38,6 +38,11 @@ def translate(adql, metadata=None, maxrec=None):
         name is resolved and the output columns are described.
     maxrec : int, optional
         The row limit of the service; the SQL gets LIMIT min(TOP, maxrec + 1).
+    points : dict, optional
+        Tables storing their position as a point: lower-case qualified name to
+        ``(ra, dec, pos)`` column names, ``pos`` being ``spoint(radians(ra),
+        radians(dec))``; ``POINT('ICRS', t.ra, t.dec)`` is then written ``t.pos``
+        (see `vo.adql.morph.use_point_columns`).
 
     Returns
     -------
@@ -57,6 +62,8 @@ def translate(adql, metadata=None, maxrec=None):
     if metadata is not None:
         from .annotate import annotate
         tree, columns = annotate(tree, metadata)
+    if points:
+        tree = use_point_columns(tree, points)
     morphed, warnings = morph(tree, maxrec=maxrec)
     return Translation(flatten(morphed), tuple(columns), tuple(warnings))
 
