@@ -1,9 +1,13 @@
 """Running reductions on Dask: a local cluster or an existing scheduler.
 
-One task per sequence: level 1 (`reduction.level1_run.reduce_sequence`), then
-level 2 on its master cube (`reduction.level2_run.reduce_level2`) unless only
-level 1 is asked for; a task that raises is turned into a ``failed`` result,
-so one bad sequence never stops the others. The cluster is a
+One task per sequence: level 1, then level 2 on its master cube
+(`reduction.level2_run.reduce_level2`) unless only level 1 is asked for; a
+task that raises is turned into a ``failed`` result, so one bad sequence never
+stops the others. Each arm has its recipes (`reduction.recipes.recipes_for_arm`):
+raw IRDIS sequences go through `reduction.level1_run.reduce_sequence` and
+the IRDIS level 2 (PCA-ADI), IFS sequences made of ``sph_ifs_science_dr``
+cubes through `reduction.level1_ifs_run.reduce_ifs_sequence` and the IFS
+level 2 (PCA-ASDI and candidate spectra). The cluster is a
 `distributed.LocalCluster` sized to the machine, or the scheduler named by
 ``SPHEREDC_DASK_SCHEDULER`` (``tcp://host:8786``), whose workers must see
 the same ``SPHEREDC_HOME`` (or database URL) and files. Start such workers with
@@ -38,15 +42,21 @@ def local_cluster_size(memory_per_worker_gib=3.0):
     return n, int(total / n)
 
 
+#: Which sequences the engine reduces, per arm (SQL on sphere.sequences): raw IRDIS
+#: frames, and IFS cubes already made by ESO's sph_ifs_science_dr.
+_REDUCIBLE = {"IRDIS": "(arm = 'IRDIS' AND coalesce(level, 'raw') <> 'reduced')",
+              "IFS": "(arm = 'IFS' AND level = 'reduced')"}
+
+
 def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=None,
-                     level2_recipe=None):
+                     level2_recipe=None, arms=("IRDIS", "IFS")):
     """Sequences to reduce.
 
     Parameters
     ----------
     conn : `psycopg.Connection`
     sequence : str, optional
-        Just this one.
+        Just this one (whatever its arm).
     night : str, optional
         All sequences of this night ('YYYY-MM-DD').
     pending : bool, optional
@@ -54,47 +64,60 @@ def select_sequences(conn, *, sequence=None, night=None, pending=False, recipe=N
         (never reduced, killed, failed, or inputs, parameters or recipe version
         changed since).
     recipe : `~reduction.recipes.Recipe`, optional
-        Default `~reduction.recipes.MASTER_CUBE`.
+        IRDIS level-1 recipe, default `~reduction.recipes.MASTER_CUBE`; IFS
+        sequences are checked against `~reduction.recipes.IFS_MASTER_CUBE`.
     level2_recipe : `~reduction.recipes.Recipe`, optional
         With ``pending``, also the sequences whose current master cube has no
-        ``done`` run of this level-2 recipe for its digest (master-cube and PSF
-        checksums, recipe version, parameters).
+        ``done`` run of the level-2 recipe for its digest (master-cube and PSF
+        checksums, recipe version, parameters): this recipe for IRDIS,
+        `~reduction.recipes.IFS_LEVEL2` for IFS.
+    arms : sequence of str, optional
+        Arms selected (without ``sequence``): raw IRDIS sequences, and IFS
+        sequences of ``sph_ifs_science_dr`` cubes.
 
     Returns
     -------
     sequence_ids : list of str
+        By start time.
     """
     from .level1_run import sequence_digest
     from .provenance import settled_digests
-    from .recipes import MASTER_CUBE
+    from .recipes import recipes_for_arm
     from .sequence_io import load_sequence
 
-    recipe = recipe or MASTER_CUBE
-    where, args = ["arm = 'IRDIS'", "coalesce(level, 'raw') <> 'reduced'"], []
+    chosen = [_REDUCIBLE[a] for a in arms if a in _REDUCIBLE]
+    where, args = ["(" + (" OR ".join(chosen) or "false") + ")"], []
     if sequence:
         where, args = ["sequence_id = %s"], [sequence]
     if night:
         where.append("night = %s")
         args.append(night)
-    ids = [r[0] for r in conn.execute(
-        f"SELECT sequence_id FROM sphere.sequences WHERE {' AND '.join(where)} "
-        "ORDER BY mjd_start", args).fetchall()]
+    rows = conn.execute(
+        f"SELECT sequence_id, arm FROM sphere.sequences WHERE {' AND '.join(where)} "
+        "ORDER BY mjd_start", args).fetchall()
+    ids = [r[0] for r in rows]
     if not pending:
         return ids
-    done = settled_digests(conn, recipe.name)
-    todo = [s for s in ids if sequence_digest(load_sequence(conn, s), recipe) not in done]
-    if level2_recipe is None:
-        return todo
     from .level2_run import current_level1, level2_digest
 
-    done2 = settled_digests(conn, level2_recipe.name)
-    todo = set(todo)
-    for s in ids:
-        level1 = current_level1(conn, s)
-        if (s not in todo and set(level1) == {"master_cube", "psf_cube"}
-                and level2_digest(level1, level2_recipe) not in done2):
-            todo.add(s)
-    return [s for s in ids if s in todo]
+    settled = {}  # recipe name -> digests of its done/refused runs
+
+    def is_settled(r, digest):
+        if r.name not in settled:
+            settled[r.name] = settled_digests(conn, r.name)
+        return digest in settled[r.name]
+
+    todo = []
+    for s, arm in rows:
+        r1, r2 = recipes_for_arm(arm, recipe, level2_recipe)
+        if not is_settled(r1, sequence_digest(load_sequence(conn, s), r1)):
+            todo.append(s)
+        elif r2 is not None:
+            level1 = current_level1(conn, s)
+            if (set(level1) == {"master_cube", "psf_cube"}
+                    and not is_settled(r2, level2_digest(level1, r2))):
+                todo.append(s)
+    return todo
 
 
 def _settled(settings, sequence_id, recipe, level):
@@ -116,20 +139,36 @@ def _settled(settings, sequence_id, recipe, level):
         return digest in settled_digests(conn, recipe.name)
 
 
+def _arm(settings, sequence_id):
+    """``sphere.sequences.arm`` of a sequence (None when it is not in the archive)."""
+    from archive.db import Database
+
+    with Database(settings).connect(autocommit=True) as conn:
+        row = conn.execute("SELECT arm FROM sphere.sequences WHERE sequence_id = %s",
+                           (sequence_id,)).fetchone()
+    return row[0] if row else None
+
+
 def _safe_reduce(sequence_id, settings, recipe, level2_recipe=None, skip_current=False):
     """Task body: level 1, then level 2; never raises, so the batch gathers every result.
 
-    With ``skip_current`` a level whose inputs digest is already settled is not
+    The recipes are the arm's (`~reduction.recipes.recipes_for_arm`). With
+    ``skip_current`` a level whose inputs digest is already settled is not
     redone (status ``current``).
     """
+    from .level1_ifs_run import reduce_ifs_sequence
     from .level1_run import RunResult, reduce_sequence
     from .level2_run import reduce_level2
+    from .recipes import recipes_for_arm
 
     try:
+        arm = _arm(settings, sequence_id)
+        recipe, level2_recipe = recipes_for_arm(arm, recipe, level2_recipe)
+        level1 = reduce_ifs_sequence if arm == "IFS" else reduce_sequence
         if skip_current and _settled(settings, sequence_id, recipe, 1):
             out = RunResult(sequence_id, "current").as_dict()
         else:
-            out = reduce_sequence(sequence_id, settings, recipe=recipe).as_dict()
+            out = level1(sequence_id, settings, recipe=recipe).as_dict()
     except Exception as exc:  # e.g. the database vanished: nothing could be recorded
         out = RunResult(sequence_id, "failed", error=f"{type(exc).__name__}: {exc}").as_dict()
     if level2_recipe is None:
@@ -182,10 +221,12 @@ def reduce_sequences(sequence_ids, settings=None, *, recipe=None, level2_recipe=
     settings : `archive.config.Settings`, optional
         Default from the environment; its ``dask_scheduler`` selects the cluster.
     recipe : `~reduction.recipes.Recipe`, optional
-        Default `~reduction.recipes.MASTER_CUBE`.
+        IRDIS level-1 recipe, default `~reduction.recipes.MASTER_CUBE`; IFS
+        sequences get `~reduction.recipes.IFS_MASTER_CUBE`.
     level2_recipe : `~reduction.recipes.Recipe`, optional
         Level-2 recipe run after level 1 (e.g. `~reduction.recipes.LEVEL2`);
-        None stops after level 1.
+        None stops after level 1. IFS sequences get
+        `~reduction.recipes.IFS_LEVEL2` instead when it is given.
     n_workers : int, optional
         Workers of the local cluster (default: `local_cluster_size`).
     use_dask : bool, optional

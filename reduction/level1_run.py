@@ -75,7 +75,17 @@ def _frame_table_hdu(cube, files):
     return hdu
 
 
-def master_cube_hdul(cube, header, files):
+#: Derotation-angle convention written in the DEROT extension, per arm.
+_ANGCONV = {"IRDIS": "theta=PARANG+135.99-1.75 (ELEV, IRDIS)",
+            "IFS": "theta=PARANG+135.99-1.75-100.48 (ELEV, IFS)"}
+#: Prefix of the ESO product categories, per arm.
+_CATG_PREFIX = {"IRDIS": "IRD", "IFS": "IFS"}
+#: Wavelength-axis keywords of an input cube (sph_ifs_science_dr): the master
+#: cube's third FITS axis is time, not wavelength.
+_AXIS3_KEYS = ("CTYPE3", "CUNIT3", "CRPIX3", "CRVAL3", "CDELT3", "CD3_3", "PC3_3", "CROTA3")
+
+
+def master_cube_hdul(cube, header, files, *, arm="IRDIS"):
     """FITS of a master cube: science cube, angles, frame table, wavelengths.
 
     Parameters
@@ -85,6 +95,8 @@ def master_cube_hdul(cube, header, files):
         Primary header from `reduction.fitsmeta.product_header`.
     files : list of dict
         The sequence's ``raw_files`` rows (seeing, tau0 per frame).
+    arm : {'IRDIS', 'IFS'}
+        Written in the angle convention (the IFS offset is included in DEROT).
 
     Returns
     -------
@@ -111,7 +123,7 @@ def master_cube_hdul(cube, header, files):
         hdr[f"WAVE{k}"] = (float(wl), f"[um] wavelength of field {k}")
     derot = fits.ImageHDU(np.asarray(cube.derot_deg, np.float64), name="DEROT")
     derot.header["BUNIT"] = "deg"
-    derot.header["ANGCONV"] = ("theta=PARANG+135.99-1.75 (ELEV, IRDIS)", "derotation angle")
+    derot.header["ANGCONV"] = (_ANGCONV.get(arm, _ANGCONV["IRDIS"]), "derotation angle")
     derot.header["COMMENT"] = ("Rotating frame i by +theta_i counter-clockwise (y up) puts "
                                "north up, east left.")
     waves = fits.ImageHDU(np.asarray(cube.wavelengths_um, np.float64), name="WAVELENGTHS")
@@ -128,11 +140,11 @@ def _strehls(cube):
                             cube.pixscale_arcsec) for k in range(cube.psf.shape[0])]
 
 
-def _psf_hdul(cube, header):
+def _psf_hdul(cube, header, arm="IRDIS"):
     from astropy.io import fits
 
     hdr = header.copy()
-    hdr["HIERARCH ESO PRO CATG"] = "IRD_PSF_CUBE"
+    hdr["HIERARCH ESO PRO CATG"] = f"{_CATG_PREFIX.get(arm, 'IRD')}_PSF_CUBE"
     size = cube.psf.shape[-1]
     hdr["BUNIT"] = ("ADU/s", "ND corrected")
     hdr["AXORDER"] = ("field(wavelength),y,x", "numpy axis order (FITS NAXIS1 is x)")
@@ -141,8 +153,11 @@ def _psf_hdul(cube, header):
     hdr["CRPIX1"] = hdr["CRPIX2"] = size // 2 + 1.0
     hdr["PIXSCAL"] = (cube.pixscale_arcsec, "[arcsec/pixel]")
     for k in range(cube.psf.shape[0]):
-        hdr[f"PSFFLUX{k + 1}"] = (float(cube.psf_flux_adu_s[k]), f"[ADU/s] PSF flux, field {k + 1}")
-        hdr[f"PSFFWHM{k + 1}"] = (float(cube.psf_fwhm_px[k]), f"[pixel] FWHM, field {k + 1}")
+        # IFS has 39 channels: PSFFLUX10 and beyond are HIERARCH cards (> 8 characters)
+        flux, fwhm = (f"{'HIERARCH ' if k >= 9 else ''}{name}{k + 1}"
+                      for name in ("PSFFLUX", "PSFFWHM"))
+        hdr[flux] = (float(cube.psf_flux_adu_s[k]), f"[ADU/s] PSF flux, field {k + 1}")
+        hdr[fwhm] = (float(cube.psf_fwhm_px[k]), f"[pixel] FWHM, field {k + 1}")
     for k, strehl in enumerate(_strehls(cube)):
         hdr[f"HIERARCH ESO QC STREHL{k + 1}"] = (round(float(strehl), 4) if np.isfinite(strehl)
                                                  else None, f"Strehl estimate, field {k + 1}")
@@ -198,13 +213,17 @@ def _write_products(conn, products_dir, inputs, cube, used, recipe, run, flags):
     from .sequence_io import read_header
 
     seq, sid = inputs.sequence, inputs.sequence_id
+    arm = seq.get("arm") or "IRDIS"
     objects = inputs.files_of("OBJECT")
     version = next_version(conn, sid, "master_cube")
     base = sid.replace(":", "-")  # colons upset some file systems and URLs
     rel_dir = Path("level1") / base / f"v{version}"
     out_dir = Path(products_dir) / rel_dir
     raw_inputs = [(f["arcfile"], f["dpr_type"]) for f in inputs.files]
-    header = product_header(read_header(objects[0]["archive_path"]), recipe,
+    raw_header = read_header(objects[0]["archive_path"])
+    for key in _AXIS3_KEYS:
+        raw_header.remove(key, ignore_missing=True, remove_all=True)
+    header = product_header(raw_header, recipe,
                             raw_inputs=raw_inputs,
                             calib_inputs=[(p.file_name, p.product_type) for p, _ in used],
                             date_mjd=max(float(f.get("mjd_end") or f["mjd_obs"])
@@ -234,16 +253,32 @@ def _write_products(conn, products_dir, inputs, cube, used, recipe, run, flags):
 
     n_time = cube.science.shape[1]
     add("master_cube", "master_cube", f"{base}_master_cube.fits", "application/fits", n_time,
-        lambda p: write_fits(master_cube_hdul(cube, header, inputs.files), p))
-    names = [f"{wl:.3f} um" for wl in cube.wavelengths_um]
+        lambda p: write_fits(master_cube_hdul(cube, header, inputs.files, arm=arm), p))
+    images, names = _preview_fields(no_adi_stack(cube.science), cube.wavelengths_um)
     add("preview", "preview_stack", f"{base}_stack.png", "image/png", n_time,
-        png(list(no_adi_stack(cube.science)), [f"no-ADI median, {n}" for n in names]))
+        png(images, [f"no-ADI median, {n}" for n in names]))
     if cube.psf is not None:
         add("psf_cube", "psf_cube", f"{base}_psf.fits", "application/fits", 1,
-            lambda p: write_fits(_psf_hdul(cube, header), p))
+            lambda p: write_fits(_psf_hdul(cube, header, arm), p))
+        images, names = _preview_fields(cube.psf, cube.wavelengths_um)
         add("preview", "preview_psf", f"{base}_psf.png", "image/png", 1,
-            png(list(cube.psf), [f"PSF, {n}" for n in names]))
+            png(images, [f"PSF, {n}" for n in names]))
     return out
+
+
+def _preview_fields(images, wavelengths_um):
+    """Images shown in a preview and their names: every field of IRDIS; for the 39
+    IFS channels, their mean and the bluest and reddest channels."""
+    names = [f"{wl:.3f} um" for wl in wavelengths_um]
+    if len(images) <= 2:
+        return list(images), names
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels without data stay NaN
+        mean = np.nanmean(np.asarray(images, np.float32), axis=0)
+    return ([mean, images[0], images[-1]],
+            [f"mean of {len(images)} channels {names[0]}-{names[-1]}", names[0], names[-1]])
 
 
 def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):

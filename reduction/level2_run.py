@@ -2,12 +2,15 @@
 
 `reduce_level2` reads the sequence's current master-cube and PSF products,
 runs `reduction.level2.run_postprocess` per filter (IRDIS DBI: one result per
-field; CI: both fields of the same filter processed together), writes the
-final image, S/N map, contrast curve (FITS table + PNG), HCI-FITS file and
-previews, and registers them with the run, the ``sphere.detection_limits``
-rows and the ``sphere.candidates`` rows in one transaction; the sequence's
-earlier rows are replaced in that transaction. Like level 1 it never raises
-for the sequence's own problems: the run is recorded ``failed``.
+field; CI: both fields of the same filter processed together; IFS: the 39
+channels together by PCA-ASDI), writes the final image, S/N map, contrast
+curve (FITS table + PNG), HCI-FITS file and previews, and for IFS the
+spectrum of every candidate (a VOTable of type ``spectrum``, served by SSA,
+named ``<candidate_id>.spectrum.v<version>``), and registers them with the
+run, the ``sphere.detection_limits`` rows and the ``sphere.candidates`` rows
+in one transaction; the sequence's earlier rows (and spectra) are replaced
+in that transaction. Like level 1 it never raises for the sequence's own
+problems: the run is recorded ``failed``.
 """
 import dataclasses
 import re
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .recipes import LEVEL2, inputs_digest
+from .recipes import LEVEL2, inputs_digest, recipes_for_arm
 
 __all__ = ["ALGORITHM_NAMES", "current_level1", "level2_digest", "field_filters",
            "reduce_level2", "candidate_rows", "limit_rows"]
@@ -149,6 +152,28 @@ def limit_rows(result, *, sequence, filter_name, product_id):
     return rows
 
 
+def _band_photometry(result, spectra):
+    """The result with each candidate's contrast taken from its spectrum.
+
+    The broadband image's photometry assumes the candidate has the star's
+    spectrum (its throughput comes from fake companions of flat contrast),
+    and the spectral rescaling treats a red companion differently from a flat
+    one (0.27 mag too bright on the simulated night). The flux ratio over the
+    band, from the spectrum whose throughput is measured channel by channel,
+    does not depend on that.
+    """
+    from .level2.contrast import flux_ratio_to_mag
+
+    cands = []
+    for c, spec in zip(result.candidates, spectra):
+        band, err = spec["band_contrast"], spec["band_contrast_err"]
+        if np.isfinite(band) and band > 0:
+            c = dict(c, contrast=band, contrast_mag=float(flux_ratio_to_mag(band)),
+                     contrast_err_mag=float(2.5 / np.log(10) * err / band))
+        cands.append(c)
+    return dataclasses.replace(result, candidates=cands)
+
+
 def _finite(value):
     value = float(value)
     return value if np.isfinite(value) else None
@@ -164,7 +189,12 @@ def _insert(conn, table, rows):
                         [[r[c] for c in cols] for r in rows])
 
 
-def _base_header(cube_header, level1, recipe):
+def _catg(arm, name):
+    """ESO product category of a level-2 file: ``IRD_<name>`` or ``IFS_<name>``."""
+    return f"{'IFS' if arm == 'IFS' else 'IRD'}_{name}"
+
+
+def _base_header(cube_header, level1, recipe, arm="IRDIS"):
     """Level-2 primary header: the master cube's observation keywords, this recipe's
     ESO PRO provenance (master cube and PSF as its input frames), no array or
     detector-offset WCS keywords."""
@@ -174,8 +204,8 @@ def _base_header(cube_header, level1, recipe):
     for key in list(hdr):
         if key.startswith(_WCS_KEYS) or key in _LEVEL1_KEYS or re.fullmatch(r"WAVE\d+", key):
             hdr.remove(key, ignore_missing=True, remove_all=True)
-    inputs = [(level1[t]["file_name"], catg) for t, catg in
-              (("master_cube", "IRD_MASTER_CUBE"), ("psf_cube", "IRD_PSF_CUBE"))]
+    inputs = [(level1[t]["file_name"], _catg(arm, catg)) for t, catg in
+              (("master_cube", "MASTER_CUBE"), ("psf_cube", "PSF_CUBE"))]
     # DATE from the inputs (end of the sequence), not the wall clock: same bytes on rerun
     return product_header(hdr, recipe, raw_inputs=inputs,
                           date_mjd=level1["master_cube"]["mjd_end"])
@@ -199,7 +229,7 @@ def _image_hdul(data, header, pixscale_arcsec, sequence, bunit, pro_catg):
     return fits.HDUList([fits.PrimaryHDU(np.asarray(data, np.float32), header=hdr)])
 
 
-def _contrast_hdul(result, header):
+def _contrast_hdul(result, header, pro_catg="IRD_CONTRAST_CURVE"):
     from astropy.io import fits
     from astropy.table import Table
 
@@ -207,7 +237,7 @@ def _contrast_hdul(result, header):
     table["sep_arcsec"].unit = "arcsec"
     table["contrast_mag_5sigma"].unit = "mag"
     hdr = header.copy()
-    hdr["HIERARCH ESO PRO CATG"] = "IRD_CONTRAST_CURVE"
+    hdr["HIERARCH ESO PRO CATG"] = pro_catg
     hdu = fits.table_to_hdu(table)
     hdu.name = "CONTRAST"
     return fits.HDUList([fits.PrimaryHDU(header=hdr), hdu])
@@ -225,8 +255,35 @@ def _run_fields(cube, derot_deg, psf, pixscale_arcsec, wavelengths_um, filters, 
                                          wavelengths_um=wavelengths_um, params=params))]
 
 
-def _write(conn, products_dir, seq, level1, results, header, recipe, run):
-    """Write the products of every filter; return (ProductFiles, candidates, limits)."""
+def _header_wavelengths(header):
+    """``WAVE1``, ``WAVE2``, ... of a master-cube header (um), in order."""
+    out, k = [], 1
+    while f"WAVE{k}" in header:
+        out.append(float(header[f"WAVE{k}"]))
+        k += 1
+    return out
+
+
+def _spectrum_params(cand, filter_name, epoch_mjd):
+    """PARAMs of a candidate's spectrum VOTable."""
+    return [("candidate_id", cand["candidate_id"], None, "meta.id", "Candidate"),
+            ("target_name", cand.get("target_name"), None, "meta.id;src", "Host star"),
+            ("filter", filter_name, None, "instr.filter", "IFS mode / filter"),
+            ("algorithm", cand["algorithm"], None, "meta.code", "Speckle subtraction"),
+            ("epoch_mjd", epoch_mjd, "d", "time.epoch", "Mid-sequence epoch (MJD, UTC)"),
+            ("ra", cand.get("ra"), "deg", "pos.eq.ra;meta.main", "Candidate right ascension"),
+            ("dec", cand.get("dec"), "deg", "pos.eq.dec;meta.main", "Candidate declination"),
+            ("sep_arcsec", cand.get("sep_arcsec"), "arcsec", "pos.angDistance",
+             "Separation from the star"),
+            ("pa_deg", cand.get("pa_deg"), "deg", "pos.posAng", "Position angle (E of N)")]
+
+
+def _write(conn, products_dir, seq, level1, results, header, recipe, run, spectra=None):
+    """Write the products of every filter; return (ProductFiles, candidates, limits).
+
+    ``spectra``: ``{filter: [spectrum dict per candidate]}``
+    (`reduction.level2.postprocess.candidate_spectra`), written as one
+    ``spectrum`` product per candidate."""
     from .previews import write_contrast_plot, write_level2_preview
     from .products import ProductFile, atomic_path, next_version, sha256_file, write_fits
 
@@ -247,10 +304,12 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run):
                   recipe_version=recipe.version, parameters=dataclasses.asdict(recipe.params))
     epoch_mjd = 0.5 * (cube_row["mjd_start"] + cube_row["mjd_end"])
     products, candidates, limits = [], [], []
-    wl = [float(header[f"WAVE{k}"]) for k in (1, 2) if f"WAVE{k}" in header]
-    base_hdr = _base_header(header, level1, recipe)
+    wl = _header_wavelengths(header)
+    arm = seq.get("arm") or "IRDIS"
+    base_hdr = _base_header(header, level1, recipe, arm)
 
-    def add(kind, product_type, file_name, content_type, filt, r, write):
+    def add(kind, product_type, file_name, content_type, filt, r, write, product_id=None,
+            **extra):
         path = out_dir / file_name
         if content_type == "image/png":
             with atomic_path(path) as tmp:
@@ -258,13 +317,14 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run):
             checksum, size = sha256_file(path), path.stat().st_size
         else:
             checksum, size = write(path)
-        row = dict(common, product_id=f"{sid}.{kind}_{filt}.v{version}",
+        row = dict(common, product_id=product_id or f"{sid}.{kind}_{filt}.v{version}",
                    product_type=product_type, file_name=file_name,
                    path=str(rel_dir / file_name), content_type=content_type,
                    checksum=checksum, size_bytes=size, filter=filt,
                    fov_deg=r.image.shape[-1] * r.pixscale_arcsec / 3600.0,
                    wavelength_min_um=min(field_wl) if field_wl else None,
                    wavelength_max_um=max(field_wl) if field_wl else None)
+        row.update(extra)
         products.append(ProductFile(row, prov))
         return row["product_id"]
 
@@ -282,13 +342,15 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run):
         image_id = add("final_image", "final_image", f"{stem}_final_image.fits",
                        "application/fits", filt, r,
                        lambda p: write_fits(_image_hdul(r.image, hdr, r.pixscale_arcsec, seq,
-                                                        "ADU/s", "IRD_FINAL_IMAGE"), p))
+                                                        "ADU/s", _catg(arm, "FINAL_IMAGE")),
+                                            p))
         add("snr_map", "snr_map", f"{stem}_snr_map.fits", "application/fits", filt, r,
             lambda p: write_fits(_image_hdul(r.snr_map, hdr, r.pixscale_arcsec, seq, "",
-                                             "IRD_SNR_MAP"), p))
+                                             _catg(arm, "SNR_MAP")), p))
         curve_id = add("contrast_curve", "contrast_curve", f"{stem}_contrast_curve.fits",
                        "application/fits", filt, r,
-                       lambda p: write_fits(_contrast_hdul(r, hdr), p))
+                       lambda p: write_fits(_contrast_hdul(r, hdr,
+                                                           _catg(arm, "CONTRAST_CURVE")), p))
         add("contrast_plot", "contrast_curve", f"{stem}_contrast_curve.png", "image/png",
             filt, r, lambda p: write_contrast_plot(
                 r.contrast, p, title=f"{seq.get('target_name')} {filt}: {algo}, 5-sigma"))
@@ -297,7 +359,7 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run):
             from .level2.hcifits import write_hci_fits
 
             extra = {f"HIERARCH {key}": hdr[key] for key in hdr if key.startswith("ESO PRO ")}
-            extra.update({"HIERARCH ESO PRO CATG": "IRD_HCI_FITS", "DATE": hdr["DATE"]})
+            extra.update({"HIERARCH ESO PRO CATG": _catg(arm, "HCI_FITS"), "DATE": hdr["DATE"]})
             with atomic_path(path) as tmp:
                 write_hci_fits(tmp, r, target_name=seq.get("target_name") or "",
                                ra_deg=seq.get("ra"), dec_deg=seq.get("dec"), filter_name=filt,
@@ -315,13 +377,26 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run):
             lambda p: write_level2_preview(r.snr_map, p, title=f"{title}: S/N map",
                                            pixscale_arcsec=r.pixscale_arcsec, label="S/N",
                                            candidates=r.candidates, symmetric=True))
-        candidates += candidate_rows(r, sequence=seq, filter_name=filt, product_id=image_id,
-                                     epoch_mjd=epoch_mjd)
+        rows = candidate_rows(r, sequence=seq, filter_name=filt, product_id=image_id,
+                              epoch_mjd=epoch_mjd)
+        for cand, spec in zip(rows, (spectra or {}).get(filt, [])):
+            from .spectra_io import SPECTRUM_MIME, write_spectrum
+
+            label = cand["candidate_id"].rsplit(".", 1)[-1]
+            # the product id starts with the candidate's: that is the link (portal, SSA)
+            add("spectrum", "spectrum", f"{stem}_{label}_spectrum.xml", SPECTRUM_MIME, filt, r,
+                lambda p, spec=spec, cand=cand: write_spectrum(
+                    p, spec, params=_spectrum_params(cand, filt, epoch_mjd)),
+                product_id=f"{cand['candidate_id']}.spectrum.v{version}",
+                ra=cand["ra"], dec=cand["dec"], fov_deg=None,
+                wavelength_min_um=float(np.min(spec["wavelength_um"])),
+                wavelength_max_um=float(np.max(spec["wavelength_um"])))
+        candidates += rows
         limits += limit_rows(r, sequence=seq, filter_name=filt, product_id=curve_id)
     return products, candidates, limits
 
 
-def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
+def reduce_level2(sequence_id, settings=None, *, recipe=None):
     """Post-process a sequence's current master cube to registered level-2 products.
 
     Parameters
@@ -330,7 +405,9 @@ def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
     settings : `archive.config.Settings`, optional
         Default from the environment (passed explicitly to Dask workers).
     recipe : `~reduction.recipes.Recipe`, optional
-        The level-2 recipe and its `~reduction.level2.Level2Params`.
+        The level-2 recipe and its `~reduction.level2.Level2Params`; default
+        the arm's (`~reduction.recipes.LEVEL2` for IRDIS,
+        `~reduction.recipes.IFS_LEVEL2` for IFS).
 
     Returns
     -------
@@ -364,6 +441,7 @@ def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
         with conn.cursor(row_factory=dict_row) as cur:
             seq = cur.execute("SELECT * FROM sphere.sequences WHERE sequence_id = %s",
                               (sequence_id,)).fetchone()
+        recipe = recipe or recipes_for_arm(seq["arm"], level2=LEVEL2)[1]
         run = start_run(conn, recipe, level2_digest(level1, recipe), sequence_id=sequence_id)
         result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
         try:
@@ -385,13 +463,27 @@ def reduce_level2(sequence_id, settings=None, *, recipe=LEVEL2):
             filters = field_filters(seq.get("filter"), cube.shape[0])
             results = _run_fields(cube, derot_deg, psf, float(header["PIXSCAL"]),
                                   wavelengths_um, filters, recipe.params)
-            del cube
             timings["postprocess"] = round(time.monotonic() - t, 3)
+            spectra = {}
+            if seq.get("arm") == "IFS" and cube.ndim == 4:
+                from .level2.postprocess import candidate_spectra
+
+                t = time.monotonic()
+                spectra = {f: candidate_spectra(cube, derot_deg, psf, wavelengths_um, r)
+                           for f, r in results}
+                results = [(f, _band_photometry(r, spectra[f])) for f, r in results]
+                timings["spectra"] = round(time.monotonic() - t, 3)
+            del cube
             t = time.monotonic()
             products, cands, limits = _write(conn, settings.products_dir, seq, level1,
-                                             results, header, recipe, run)
+                                             results, header, recipe, run, spectra)
             timings["write"] = round(time.monotonic() - t, 3)
+            version = products[0].row["version"] if products else None
             with conn.transaction():
+                # spectra are per candidate: a rerun may find fewer, none stays current
+                conn.execute("UPDATE sphere.products SET is_current = false WHERE "
+                             "sequence_id = %s AND product_type = 'spectrum' AND version < %s",
+                             (sequence_id, version))
                 conn.execute("DELETE FROM sphere.candidates WHERE sequence_id = %s",
                              (sequence_id,))
                 conn.execute("DELETE FROM sphere.detection_limits WHERE sequence_id = %s",

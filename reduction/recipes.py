@@ -9,12 +9,13 @@ import dataclasses
 import hashlib
 import json
 
+from reduction.level1.ifs import IfsCubeParams
 from reduction.level1.params import CalibrationParams, MasterCubeParams, PSFParams
 from reduction.level2.params import Level2Params
 
 __all__ = ["PIPELINE_NAME", "PIPELINE_VERSION", "Recipe", "MASTER_BACKGROUND", "MASTER_FLAT",
-           "BAD_PIXEL_MAP", "MASTER_CUBE", "LEVEL2", "RECIPES", "params_dict", "params_json",
-           "inputs_digest"]
+           "BAD_PIXEL_MAP", "MASTER_CUBE", "LEVEL2", "IFS_MASTER_CUBE", "IFS_LEVEL2", "RECIPES",
+           "recipes_for_arm", "params_dict", "params_json", "inputs_digest"]
 
 #: Name written in ``ESO PRO REC1 PIPE ID``.
 PIPELINE_NAME = "spheredc"
@@ -79,9 +80,46 @@ MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.0",
 LEVEL2 = Recipe("spheredc_ird_level2", "1.0", Level2Params(outer_radius_px=150),
                 "IRD_LEVEL2")
 
+# IFS: master cube from the sph_ifs_science_dr cubes (no calibration of ours).
+IFS_MASTER_CUBE = Recipe("spheredc_ifs_master_cube", "1.0", IfsCubeParams(), "IFS_MASTER_CUBE")
+
+# IFS level 2: single-pass PCA-ASDI over the 39 channels (ncomp by
+# `reduction.level2.psfsub.default_ncomp_asdi`), then one spectrum per candidate.
+# The input is cropped to 140 px (1.04 arcsec): after the spectral rescaling
+# (x 1.39 in YJ) every channel covers the inner 100 px (0.75 arcsec), the
+# field of the final image, beyond the AO control radius in YJ (~0.5 arcsec).
+# The star residual zone is 3.5 FWHM (~14 px, 0.10 arcsec at YJ): the
+# coronagraph (N_ALC_YJH_S, 0.0925 arcsec) covers 12.4 IFS pixels, 3.2 FWHM,
+# and its edge leaves bright residuals that are not sources.
+IFS_LEVEL2 = Recipe("spheredc_ifs_level2", "1.0",
+                    Level2Params(algorithm="pca_asdi", outer_radius_px=140,
+                                 residual_zone_fwhm=3.5), "IFS_LEVEL2")
+
 #: Every recipe by name.
 RECIPES = {r.name: r for r in (MASTER_BACKGROUND, MASTER_FLAT, BAD_PIXEL_MAP, MASTER_CUBE,
-                               LEVEL2)}
+                               LEVEL2, IFS_MASTER_CUBE, IFS_LEVEL2)}
+
+
+def recipes_for_arm(arm, master_cube=None, level2=None):
+    """The (level-1, level-2) recipes that reduce a sequence of an arm.
+
+    Parameters
+    ----------
+    arm : str
+        ``sphere.sequences.arm``.
+    master_cube, level2 : `Recipe`, optional
+        The IRDIS recipes asked for (default `MASTER_CUBE`; ``level2`` None
+        means no level 2). For IFS the IFS recipes replace them; level 2 is
+        still run only when ``level2`` is given.
+
+    Returns
+    -------
+    level1 : `Recipe`
+    level2 : `Recipe` or None
+    """
+    if arm == "IFS":
+        return IFS_MASTER_CUBE, (IFS_LEVEL2 if level2 is not None else None)
+    return master_cube or MASTER_CUBE, level2
 
 
 def params_dict(params):

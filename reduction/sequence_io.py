@@ -11,8 +11,8 @@ import numpy as np
 
 from .exceptions import ReductionError, SequenceNotFound
 
-__all__ = ["SequenceInputs", "load_sequence", "read_frames", "read_header", "raw_file",
-           "FILE_COLUMNS"]
+__all__ = ["SequenceInputs", "load_sequence", "read_frames", "read_cube", "read_header",
+           "raw_file", "FILE_COLUMNS"]
 
 #: Columns of ``sphere.raw_files`` the reduction needs.
 FILE_COLUMNS = ("arcfile", "file_name", "archive_path", "checksum", "dpr_catg", "dpr_type",
@@ -129,6 +129,32 @@ def read_frames(path):
     return data[None] if data.ndim == 2 else data
 
 
+def read_cube(path):
+    """Data of the image HDU of a file as float32, whatever its dimensions.
+
+    For the IFS cubes of ``sph_ifs_science_dr`` ((channel, y, x), or
+    (ndit, channel, y, x)), which `read_frames` would take for frames.
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        FITS file, plain, gzip or tile-compressed.
+
+    Returns
+    -------
+    data : `numpy.ndarray`, float32
+
+    Raises
+    ------
+    ReductionError
+        If the file holds no image.
+    """
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        return np.asarray(_image_hdu(hdul).data, dtype=np.float32)
+
+
 def read_header(path):
     """Header of the image HDU of a raw file (astropy `~astropy.io.fits.Header`)."""
     from astropy.io import fits
@@ -137,13 +163,16 @@ def read_header(path):
         return _image_hdu(hdul).header.copy()
 
 
-def raw_file(row):
+def raw_file(row, reader=read_frames):
     """A `~reduction.level1.RawFile` for a ``raw_files`` row, frames loaded lazily.
 
     Parameters
     ----------
     row : dict
         A ``sphere.raw_files`` row with `FILE_COLUMNS`.
+    reader : callable, optional
+        ``reader(path) -> array``: `read_frames` (IRDIS raw frames), or
+        `read_cube` (IFS cubes).
 
     Returns
     -------
@@ -159,4 +188,4 @@ def raw_file(row):
             "drot2_posang": row.get("drot2_posang"), "filter": row.get("filter"),
             "arcfile": row["arcfile"], "waffle_orient": row.get("waffle_orient"),
             "alt": row.get("alt_deg"), "drot2_begin": row.get("drot2_begin")}
-    return RawFile(meta=meta, data=functools.partial(read_frames, row["archive_path"]))
+    return RawFile(meta=meta, data=functools.partial(reader, row["archive_path"]))

@@ -2,8 +2,8 @@
 
 Pure functions on arrays (no files but `hcifits.write_hci_fits`); vip-hci and
 other heavy libraries are imported inside the functions that use them.
-Modules: `psfsub` (stack, median ADI, PCA-ADI, annular PCA, PCA-ASDI),
-`snr` (Mawet et al. 2014 S/N maps), `contrast` (detection limits),
+Modules: `psfsub` (stack, median ADI, PCA-ADI, annular PCA, PCA-ASDI by
+vip-hci), `asdi` (fast single-pass PCA-ASDI), `snr` (Mawet et al. 2014 S/N maps), `contrast` (detection limits),
 `detection` (candidates), `spectrum` (IFS spectra), `hcifits` (HCI-FITS
 writer), `postprocess` (the whole chain), `psf`, `geometry`, `params`,
 `synthetic` (test sequences), `exceptions`.

@@ -114,7 +114,8 @@ def test_killed_run_registers_nothing_and_resumes_on_external_scheduler(archive,
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["scheduler"] == dask_cluster
-    assert sorted(r["status"] for r in report["sequences"]) == ["done", "done"]
+    # the two IRDIS sequences and the IFS one (sph_ifs_science_dr cubes)
+    assert sorted(r["status"] for r in report["sequences"]) == ["done", "done", "done"]
     assert _query(db, "SELECT count(*) FROM sphere.products WHERE level = 1 AND "
                       "run_id = %s", (killed[0][0],)) == [(0,)]
     for r in report["sequences"]:

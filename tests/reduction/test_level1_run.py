@@ -62,8 +62,9 @@ def test_the_night_is_reduced_on_dask(night):
     truth, seq_of, report = night
     assert report["scheduler"] == "local"
     by_id = {r["sequence_id"]: r for r in report["sequences"]}
-    # IFS cubes are reduced upstream: the IRDIS level-1 engine does not select them.
-    assert set(by_id) == {seq_of["irdis_dbi_main"], seq_of["irdis_ci_missing"]}
+    # the IFS sequence (cubes reduced upstream by sph_ifs_science_dr) has its own recipe
+    assert set(by_id) == {seq_of["irdis_dbi_main"], seq_of["irdis_ci_missing"],
+                          seq_of["ifs_main"]}
     for r in by_id.values():
         assert r["status"] == "done", r
         assert len(r["products"]) == 4
@@ -229,15 +230,18 @@ def test_missing_calibrations_reduce_with_flags(night, database):
 
 
 def test_refused_sequence_is_recorded_with_its_reason(night, database):
+    from reduction.level1_run import reduce_sequence
+
     _, seq_of, _ = night
     sid = seq_of["ifs_main"]
-    proc = reduce_cli("--sequence", sid, "--no-dask", "--json")
-    assert proc.returncode == 3, proc.stderr
-    result = json.loads(proc.stdout)["sequences"][0]
-    assert result["status"] == "refused" and "IRDIS" in result["error"]
-    runs = _rows(database, "SELECT status, error FROM sphere.runs WHERE sequence_id = %s", (sid,))
+    # the IRDIS recipe refuses IFS cubes (the engine gives them the IFS recipe)
+    result = reduce_sequence(sid, database.settings)
+    assert result.status == "refused" and "IRDIS" in result.error
+    runs = _rows(database, "SELECT status, error FROM sphere.runs WHERE sequence_id = %s "
+                           "AND recipe = 'spheredc_ird_master_cube'", (sid,))
     assert runs and all(r["status"] == "refused" and r["error"] for r in runs)
-    assert not _rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s", (sid,))
+    assert not _rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s "
+                               "AND recipe = 'spheredc_ird_master_cube'", (sid,))
 
 
 def test_rerun_gives_identical_bytes_and_reuses_calibrations(night, database):

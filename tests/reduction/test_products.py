@@ -80,7 +80,8 @@ def test_inputs_digest_tracks_inputs_parameters_and_versions():
     assert MASTER_CUBE.params.crop_px % 2 == 1
     assert set(RECIPES) == {"spheredc_ird_master_background", "spheredc_ird_master_flat",
                             "spheredc_ird_bad_pixel_map", "spheredc_ird_master_cube",
-                            "spheredc_ird_level2"}
+                            "spheredc_ird_level2", "spheredc_ifs_master_cube",
+                            "spheredc_ifs_level2"}
 
 
 # --- missing-calibration policy -------------------------------------------------------
