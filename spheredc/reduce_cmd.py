@@ -21,7 +21,7 @@ def register(subparsers):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--sequence", metavar="ID", help="this sequence (sequence_id)")
-    what.add_argument("--night", metavar="N", help="every IRDIS sequence of night YYYY-MM-DD")
+    what.add_argument("--night", metavar="N", help="every IRDIS and IFS sequence of night YYYY-MM-DD")
     what.add_argument("--pending", action="store_true",
                       help="sequences not reduced yet, or whose inputs, parameters or "
                            "recipe version changed, at either level (also resumes killed "

@@ -317,8 +317,8 @@ def _reducible(conn, request):
         elif prog != request.prog_id and prog.split('(')[0] != request.prog_id:
             notes.append(f'{sid}: not data of programme {request.prog_id}')
         elif rows[sid][0] != 'IRDIS':
-            notes.append(f'{sid}: the engine reduces IRDIS sequences only (this one is '
-                         f'{rows[sid][0]})')
+            notes.append(f'{sid}: reductions on request handle IRDIS sequences only for now '
+                         f'(this one is {rows[sid][0]}); the archive reduces it itself')
         elif rows[sid][1] == 'reduced':
             notes.append(f'{sid}: its files were already reduced upstream')
         else:

@@ -46,7 +46,7 @@ _ERROR = ('contrast_err', 'contrast_error', 'error', 'err')
 
 
 def read_spectrum(path):
-    """A candidate's spectrum from the first table of a FITS file.
+    """A candidate's spectrum from the first table of a VOTable or FITS file.
 
     Parameters
     ----------
@@ -67,7 +67,10 @@ def read_spectrum(path):
     """
     from astropy.table import Table
 
-    table = Table.read(path, format='fits')
+    # The engine writes VOTables (what SSA serves); other tools write FITS tables.
+    with open(path, 'rb') as fh:
+        xml = fh.read(64).lstrip().startswith(b'<')
+    table = Table.read(path, format='votable' if xml else 'fits')
     names = {n.lower(): n for n in table.colnames}
 
     def column(options):
