@@ -260,3 +260,32 @@ def test_error_pages(portal_server):
     assert '<img src=x' not in resp.text and '&lt;img src=x' in resp.text
     resp = requests.get(portal_server + '/candidate/nothing/spectrum.png', timeout=30)
     assert resp.status_code == 404
+
+
+def test_strehl_from_the_psf_product(portal_archive, seq_id, page):
+    from astropy.io import fits
+
+    rel, = portal_archive.query("SELECT path FROM sphere.products WHERE sequence_id = %s AND "
+                                "product_type = 'psf_cube' AND is_current", (seq_id,))[0]
+    header = fits.getheader(portal_archive.database.settings.products_dir / rel)
+    values = [header[k] for k in header if k.startswith('ESO QC STREHL')
+              and isinstance(header[k], float)]
+    strehl = re.search(r'<span id="strehl">(.*?)</span>', page, re.S).group(1)
+    if values:
+        assert all(f'{round(v, 2)}' in strehl for v in values), strehl
+    else:
+        assert 'not measured' in strehl
+
+
+def test_ifs_candidate_spectrum_plot(portal_server, portal_archive):
+    rows = portal_archive.query(
+        "SELECT c.candidate_id, c.sequence_id FROM sphere.candidates c JOIN sphere.products p "
+        "ON starts_with(p.product_id, c.candidate_id || '.') AND p.product_type = 'spectrum' "
+        'AND p.is_current WHERE c.sequence_id = ANY(%s)', (portal_archive.public_sequence_ids,))
+    assert rows, 'the IFS sequence of the small night should have a candidate with a spectrum'
+    candidate_id, sequence_id = rows[0]
+    page = requests.get(f'{portal_server}/observation/{sequence_id}', timeout=60).text
+    link = f'/candidate/{candidate_id}/spectrum.png'
+    assert link in page
+    resp = requests.get(portal_server + link, timeout=60)
+    assert resp.status_code == 200 and resp.content.startswith(b'\x89PNG')

@@ -7,6 +7,7 @@ not exist. Only then are files opened, from the paths those rows give.
 Pictures are rendered once per product checksum and kept on disk
 (`web.portal.cache`).
 """
+import functools
 import hashlib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from flask import Response, abort, render_template, request, send_file
 
 from . import bp, pictures, records, summary
 from .cache import cache_name, cached, picture_dir
-from .productfiles import read_image, read_spectrum
+from .productfiles import read_image, read_strehl, read_spectrum
 
 #: Browsers may keep pictures this long (private: they may be proprietary).
 PICTURE_MAX_AGE_S = 600
@@ -85,11 +86,31 @@ def observation(sequence_id):
         calib_assocs=records.calib_associations(pool, sequence_id),
         exposures=summary.exposures(raws),
         airmass=summary.value_range(objects, 'airmass'),
+        strehl=_strehl(products),
         image_filters=summary.picture_filters(products, 'final_image'),
         snr_filters=summary.picture_filters(products, 'snr_map'),
         hci=[p for p in products if p['product_type'] == 'hci_fits'],
         has_limits=has_limits, zip_size=sum(p['size_bytes'] or 0 for p in products),
         sizes={'image': pictures.IMAGE_SIZE_PX, 'contrast': pictures.CONTRAST_SIZE_PX})
+
+
+def _strehl(products):
+    """Strehl estimates of the current level-1 PSF product, or [] (read from its header)."""
+    for p in products:
+        if p['product_type'] == 'psf_cube':
+            path = _product_path(p)
+            if path is not None:
+                try:
+                    return _strehl_of(str(path), p['checksum'])
+                except (OSError, ValueError):  # unreadable file: say "not measured"
+                    return []
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def _strehl_of(path, checksum):
+    # Keyed on the checksum too: a reprocessed product is a new file.
+    return tuple(read_strehl(path))
 
 
 def _level2_product(pool, sequence_id, product_type):

@@ -5,7 +5,7 @@ viewer), these functions only read it.
 """
 import numpy as np
 
-__all__ = ['read_image', 'read_spectrum']
+__all__ = ['read_image', 'read_spectrum', 'read_strehl']
 
 
 def read_image(path):
@@ -38,6 +38,31 @@ def read_image(path):
                     data = data[0]
                 return np.asarray(data, dtype=np.float32), hdu.header.copy()
     raise ValueError(f'{path.name} has no image')
+
+
+def read_strehl(path):
+    """Strehl estimates per field (channel) from the header of a level-1 PSF product.
+
+    Level 1 writes them as ``ESO QC STREHLk`` (k = 1, 2, ...), measured on the
+    unsaturated flux frames; only the primary header is read.
+
+    Returns
+    -------
+    list of float
+        Finite estimates, in field order (empty when none was measured).
+    """
+    from astropy.io import fits
+
+    header = fits.getheader(path)
+    values = []
+    for k in range(1, 100):
+        key = f'HIERARCH ESO QC STREHL{k}'
+        if key not in header:
+            break
+        value = header[key]
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            values.append(float(value))
+    return values
 
 
 _WAVELENGTH = ('wavelength_um', 'wavelength', 'wave', 'lambda')
