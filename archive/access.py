@@ -8,7 +8,7 @@ security (migration 0003); this module only computes and applies release dates.
 """
 import datetime
 
-__all__ = ['PROPRIETARY_DAYS', 'default_release_date', 'set_proprietary_period',
+__all__ = ['PROPRIETARY_DAYS', 'default_release_date', 'set_proprietary_period', 'set_programme',
            'apply_programme_periods']
 
 #: Default proprietary period (ESO).
@@ -92,14 +92,32 @@ def set_proprietary_period(conn, prog_id, days, title=None):
     int
         Rows whose release date changed.
     """
+    return set_programme(conn, prog_id, proprietary_days=days, title=title)
+
+
+def set_programme(conn, prog_id, *, proprietary_days=None, title=None, survey=None):
+    """Record a programme's title, survey or proprietary period (None: unchanged).
+
+    Returns
+    -------
+    int
+        Rows whose release date changed (0 when the period was not given).
+    """
     from .accounts import AccountError, check_prog_id
 
     check_prog_id(prog_id)
-    if not isinstance(days, int) or not 0 <= days <= 36500:
+    days = proprietary_days
+    if days is not None and (not isinstance(days, int) or not 0 <= days <= 36500):
         raise AccountError('a proprietary period is a number of days between 0 and 36500')
-    conn.execute('INSERT INTO sphere.programmes (prog_id, title, proprietary_days) '
-                 'VALUES (%s, %s, %s) ON CONFLICT (prog_id) DO UPDATE SET '
-                 'proprietary_days = EXCLUDED.proprietary_days, '
+    if survey is not None and (not isinstance(survey, str) or not 1 <= len(survey) <= 40
+                               or not survey.replace('-', '').replace('_', '').isalnum()):
+        raise AccountError('a survey name is 1 to 40 letters, digits, "-" or "_"')
+    conn.execute('INSERT INTO sphere.programmes (prog_id, title, survey, proprietary_days) '
+                 'VALUES (%s, %s, %s, coalesce(%s, 365)) ON CONFLICT (prog_id) DO UPDATE SET '
+                 'proprietary_days = coalesce(%s, sphere.programmes.proprietary_days), '
                  'title = coalesce(EXCLUDED.title, sphere.programmes.title), '
-                 "updated_at = now() AT TIME ZONE 'UTC'", (prog_id, title, days))
+                 'survey = coalesce(EXCLUDED.survey, sphere.programmes.survey), '
+                 "updated_at = now() AT TIME ZONE 'UTC'", (prog_id, title, survey, days, days))
+    if days is None:
+        return 0
     return apply_programme_periods(conn, [prog_id.split('(')[0], prog_id])

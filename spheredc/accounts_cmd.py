@@ -37,11 +37,13 @@ def register(subparsers):
     s.add_argument('--days', type=int, help='lifetime in days (default: until revoked)')
     s.set_defaults(func=cmd_user_token)
 
-    p = subparsers.add_parser('programme', help='proprietary period of a programme')
+    p = subparsers.add_parser('programme',
+                              help="a programme's proprietary period, title and survey")
     p.add_argument('prog_id', help='programme (0104.C-0123) or run (0104.C-0123(A))')
-    p.add_argument('--proprietary-days', type=int, required=True,
+    p.add_argument('--proprietary-days', type=int,
                    help='days after the observation before the data are public (ESO: 365)')
     p.add_argument('--title')
+    p.add_argument('--survey', help='survey the programme belongs to (SHINE, ...)')
     p.set_defaults(func=cmd_programme)
 
 
@@ -101,11 +103,15 @@ def cmd_user_token(args):
 
 
 def cmd_programme(args):
-    from archive.access import set_proprietary_period
+    from archive.access import set_programme
     from archive.db import Database
 
     with Database().connect() as conn:
-        n = set_proprietary_period(conn, args.prog_id, args.proprietary_days, args.title)
-    print(f'{args.prog_id}: proprietary for {args.proprietary_days} days; '
-          f'{n} release dates changed')
+        n = set_programme(conn, args.prog_id, proprietary_days=args.proprietary_days,
+                          title=args.title, survey=args.survey)
+    said = [f'proprietary for {args.proprietary_days} days ({n} release dates changed)'
+            if args.proprietary_days is not None else None,
+            f'survey {args.survey}' if args.survey else None,
+            f'title "{args.title}"' if args.title else None]
+    print(f'{args.prog_id}: ' + ('; '.join(x for x in said if x) or 'unchanged'))
     return 0

@@ -182,13 +182,16 @@ def _demo_accounts(db):
     import secrets
 
     from archive import accounts
-    from archive.access import set_proprietary_period
+    from archive.access import set_programme, set_proprietary_period
 
     password = secrets.token_urlsafe(9)
     with db.connect() as conn:
         # A three-year period (as large programmes negotiate) keeps the simulated
         # night's SIMSTAR-2 data proprietary while the rest of the night is public.
         set_proprietary_period(conn, DEMO_PRIVATE_PROG, 3 * 365, "Simulated large programme")
+        # The other programme of the night stands for a survey (search the portal by it).
+        set_programme(conn, "0115.C-0123", title="Simulated direct-imaging survey",
+                      survey="SIM-SHINE")
         if accounts.get_user(conn, DEMO_PI) is None:
             accounts.create_user(conn, DEMO_PI, password, full_name="Demo PI",
                                  email="demo-pi@localhost")

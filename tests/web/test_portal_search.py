@@ -291,3 +291,30 @@ def test_the_adql_shown_returns_the_same_sequences(portal_server, portal_archive
         sync = re.search(r'href="([^"]+)" id="tap-sync-link"', resp.text).group(1)
         assert html.unescape(sync).startswith(portal_server + '/tap/sync?')
     assert 'CONTAINS(POINT' in adql
+
+
+def test_search_by_survey(portal_server, portal_archive):
+    from archive.access import set_programme
+
+    prog, = {p.split('(')[0] for (p,) in portal_archive.query(
+        'SELECT prog_id FROM sphere.sequences WHERE sequence_id = ANY(%s)',
+        (portal_archive.public_sequence_ids,))}
+    truth = {s for (s,) in portal_archive.query(
+        'SELECT sequence_id FROM sphere.sequences WHERE split_part(prog_id, %s, 1) = %s',
+        ('(', prog))}
+    with portal_archive.database.connect() as conn:
+        set_programme(conn, prog, survey='SIM-SHINE')
+    resp = requests.get(portal_server + '/search', params={'survey': 'sim-shine'}, timeout=30)
+    assert resp.status_code == 200
+    found = set(re.findall(r'<tr data-sequence-id="([^"]+)"', resp.text))
+    assert found == truth
+    # The ADQL shown lists the survey's programmes and selects the same sequences.
+    adql = html.unescape(re.search(r'<pre id="adql">(.*?)</pre>', resp.text, re.S).group(1))
+    assert prog in adql
+    tap = requests.get(portal_server + '/tap/sync', params={
+        'REQUEST': 'doQuery', 'LANG': 'ADQL', 'FORMAT': 'csv', 'QUERY': adql}, timeout=30)
+    assert set(r['sequence_id'] for r in csv.DictReader(io.StringIO(tap.text))) == truth
+    unknown = requests.get(portal_server + '/search', params={'survey': 'NOPE'}, timeout=30)
+    assert unknown.status_code == 400 and 'no survey called' in unknown.text
+    bad = requests.get(portal_server + '/search', params={'survey': "x'; drop"}, timeout=30)
+    assert bad.status_code == 400

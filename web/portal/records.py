@@ -47,14 +47,23 @@ def distinct_values(pool):
     (row,) = pool.fetch('SELECT ' + ', '.join(
         f'array_remove(array_agg(DISTINCT {c} ORDER BY {c}), NULL)' for c in cols)
         + ' FROM sphere.sequences')
-    return {c: list(v or ()) for c, v in zip(cols, row)}  # no rows: NULL arrays
+    values = {c: list(v or ()) for c, v in zip(cols, row)}  # no rows: NULL arrays
+    values['survey'] = [r[0] for r in pool.fetch(
+        'SELECT DISTINCT survey FROM sphere.programmes WHERE survey IS NOT NULL ORDER BY 1')]
+    return values
 
 
-def search_page(pool, search, names=()):
+def survey_programmes(pool, survey):
+    """Programmes (or runs) of a survey, matched without regard to case."""
+    return [r[0] for r in pool.fetch('SELECT prog_id FROM sphere.programmes '
+                                     'WHERE lower(survey) = lower(%s) ORDER BY 1', (survey,))]
+
+
+def search_page(pool, search, names=(), programmes=()):
     """(rows, total) of one page of a `web.portal.search.Search`."""
     from .search import RESULT_COLUMNS, results_sql
 
-    sql, params = results_sql(search, names)
+    sql, params = results_sql(search, names, programmes)
     rows = _dicts(RESULT_COLUMNS, pool.fetch(sql, params))
     return rows, (rows[0]['total'] if rows else None)
 

@@ -75,6 +75,8 @@ class Search:
         Exact values, compared case-insensitively.
     prog_id : str or None
         ESO programme (``0115.C-0123``: all its runs) or one run (``0115.C-0123(A)``).
+    survey : str or None
+        Survey name (resolved by the caller to its programmes, ``sphere.programmes``).
     calib_status : str or None
         One of `CALIB_STATUSES`.
     has_candidates : bool
@@ -98,6 +100,7 @@ class Search:
     filter: str = None
     coronagraph: str = None
     prog_id: str = None
+    survey: str = None
     calib_status: str = None
     has_candidates: bool = False
     min_rotation_deg: float = None
@@ -271,6 +274,9 @@ def parse_search(args):
         prog_id = prog_id.upper()
         if not _PROG_RE.fullmatch(prog_id):
             errors['prog_id'] = 'an ESO programme looks like 0104.C-0123 or 0104.C-0123(A)'
+    survey = _text(args, 'survey', errors)
+    if survey is not None and not re.fullmatch(r'[\w-]{1,40}', survey):
+        errors['survey'] = 'a survey name is letters, digits, "-" or "_"'
     calib = (args.get('calib_status') or '').strip() or None
     if calib is not None and calib not in CALIB_STATUSES:
         errors['calib_status'] = 'unknown calibration status'
@@ -288,13 +294,21 @@ def parse_search(args):
     if errors:
         raise FormError(errors)
     return Search(name=name, ra_deg=ra, dec_deg=dec, radius_arcsec=radius,
-                  night_from=night_from, night_to=night_to, prog_id=prog_id,
+                  night_from=night_from, night_to=night_to, prog_id=prog_id, survey=survey,
                   calib_status=calib, has_candidates=has_candidates,
                   min_rotation_deg=min_rotation, sort=sort, descending=order == 'desc',
                   page=page, per_page=per_page, **texts)
 
 
-def _conditions(search, target_names):
+def _programme_condition(prog_id):
+    """(SQL, params, ADQL) selecting a run, or a programme and all its runs."""
+    if '(' in prog_id:
+        return ('s.prog_id = %s', [prog_id], f's.prog_id = {_adql_str(prog_id)}')
+    return ("(s.prog_id = %s OR s.prog_id LIKE %s)", [prog_id, prog_id + '(%'],
+            f"(s.prog_id = {_adql_str(prog_id)} OR s.prog_id LIKE {_adql_str(prog_id + '(%')})")
+
+
+def _conditions(search, target_names, programmes=()):
     """[(SQL, params, ADQL)] of the search's criteria, on the alias ``s``."""
     out = []
     if search.name is not None:
@@ -320,14 +334,13 @@ def _conditions(search, target_names):
             out.append((f'lower(s.{column}) = lower(%s)', [value],
                         f'LOWER(s.{column}) = LOWER({_adql_str(value)})'))
     if search.prog_id:
-        if '(' in search.prog_id:
-            out.append(('s.prog_id = %s', [search.prog_id],
-                        f's.prog_id = {_adql_str(search.prog_id)}'))
-        else:  # the programme and all its runs
-            out.append(("(s.prog_id = %s OR s.prog_id LIKE %s)",
-                        [search.prog_id, search.prog_id + '(%'],
-                        f"(s.prog_id = {_adql_str(search.prog_id)} "
-                        f"OR s.prog_id LIKE {_adql_str(search.prog_id + '(%')})"))
+        out.append(_programme_condition(search.prog_id))
+    if search.survey is not None:
+        # The survey's programmes, resolved by the caller: the ADQL lists them too.
+        parts = [_programme_condition(p) for p in programmes]
+        out.append(('(' + ' OR '.join(p[0] for p in parts) + ')' if parts else 'false',
+                    [x for p in parts for x in p[1]],
+                    '(' + ' OR '.join(p[2] for p in parts) + ')' if parts else '1 = 0'))
     if search.calib_status:
         out.append(('s.calib_status = %s', [search.calib_status],
                     f's.calib_status = {_adql_str(search.calib_status)}'))
@@ -366,7 +379,7 @@ RESULT_COLUMNS = ('sequence_id', 'target_name', 'night', 'arm', 'ins_mode', 'fil
                   'n_object', 'total', 'n_candidates', 'thumb_product_id')
 
 
-def results_sql(search, target_names=()):
+def results_sql(search, target_names=(), programmes=()):
     """One page of results, with the total count, candidate counts and thumbnails.
 
     Parameters
@@ -374,6 +387,8 @@ def results_sql(search, target_names=()):
     search : Search
     target_names : sequence of str
         The archive's spellings of ``search.name`` (ignored without a name).
+    programmes : sequence of str
+        The programmes of ``search.survey`` (ignored without a survey).
 
     Returns
     -------
@@ -381,7 +396,7 @@ def results_sql(search, target_names=()):
     params : list
         Rows come in `RESULT_COLUMNS` order.
     """
-    conds = _conditions(search, target_names)
+    conds = _conditions(search, target_names, programmes)
     where = ' AND '.join(c[0] for c in conds) or 'true'
     params = [p for c in conds for p in c[1]]
     base = RESULT_COLUMNS[:11]
@@ -396,7 +411,7 @@ def results_sql(search, target_names=()):
     return sql, params + [search.per_page, search.offset]
 
 
-def adql_query(search, target_names=()):
+def adql_query(search, target_names=(), programmes=()):
     """The same search as ADQL on ``sphere.sequences`` (all pages, same order).
 
     Parameters
@@ -408,7 +423,7 @@ def adql_query(search, target_names=()):
     -------
     str
     """
-    conds = _conditions(search, target_names)
+    conds = _conditions(search, target_names, programmes)
     cols = ('sequence_id', 'target_name', 'night', 'arm', 'ins_mode', 'filter', 'coronagraph',
             'ra', '"dec"', 'field_rotation_deg', 'seeing_arcsec', 'calib_status')
     lines = ['SELECT ' + ', '.join('s.' + c for c in cols), 'FROM sphere.sequences AS s']

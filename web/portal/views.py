@@ -17,7 +17,7 @@ from .search import (CALIB_STATUSES, DEFAULT_RADIUS_ARCSEC, MAX_PER_PAGE, MAX_RA
 
 #: Fields of the search form (anything else in the query string is ignored).
 FORM_KEYS = ('name', 'ra', 'dec', 'radius', 'night_from', 'night_to', 'arm', 'mode', 'filter',
-             'coronagraph', 'prog_id', 'calib_status', 'has_candidates', 'min_rotation',
+             'coronagraph', 'prog_id', 'survey', 'calib_status', 'has_candidates', 'min_rotation',
              'sort', 'order', 'page', 'per_page')
 
 _CHOICES_TTL_S = 60.0
@@ -102,8 +102,18 @@ def search():
             return render_template('search.html', results=None, unknown_name=query.name,
                                    suggestions=suggest_names(query.name, known),
                                    search_url=lambda **c: _search_url(form, **c), **ctx)
-    rows, total = records.search_page(pool, query, names)
-    adql = adql_query(query, names)
+    programmes = ()
+    if query.survey is not None:
+        programmes = records.survey_programmes(pool, query.survey)
+        if not programmes:
+            known = records.distinct_values(pool)['survey']  # afresh: a survey just added
+            message = f'no survey called {query.survey!r}' + (
+                ': known surveys are ' + ', '.join(known) if known else
+                ' (no survey is recorded in the archive)')
+            return render_template('search.html', results=None, **_form_context(
+                pool, form, {'survey': message})), 400
+    rows, total = records.search_page(pool, query, names, programmes)
+    adql = adql_query(query, names, programmes)
     tap = base_url() + '/tap'
     sync_url = tap + '/sync?' + urlencode({'REQUEST': 'doQuery', 'LANG': 'ADQL',
                                            'QUERY': adql})

@@ -191,12 +191,14 @@ def upgrade():
     op.create_table('programmes',
     sa.Column('prog_id', sa.Text(), nullable=False, comment='Programme (0104.C-0123) or run (0104.C-0123(A)).'),
     sa.Column('title', sa.Text(), nullable=True, comment='Programme title.'),
+    sa.Column('survey', sa.Text(), nullable=True, comment='Survey the programme belongs to (SHINE, DIVA ...), if any.'),
     sa.Column('proprietary_days', sa.Integer(), server_default=sa.text('365'), nullable=False, comment='Proprietary period after the observation.'),
     sa.Column('updated_at', sa.DateTime(), server_default=sa.text('now()'), nullable=False, comment='Last change (UTC).'),
     sa.PrimaryKeyConstraint('prog_id', name='programmes_pkey'),
     schema='sphere',
-    comment="ESO programmes (or runs of them) whose proprietary period is not the default year, and their titles. Release dates of the programme's data follow from it."
+    comment="ESO programmes (or runs of them) with a title, the survey they belong to, or a proprietary period other than the default year (release dates of the programme's data follow from it)."
     )
+    op.create_index('ix_programmes_survey', 'programmes', ['survey'], unique=False, schema='sphere')
     op.execute(VIEWER_FUNCTIONS)
     for table in PROPRIETARY:
         op.execute(f'ALTER TABLE sphere.{table} ENABLE ROW LEVEL SECURITY')
@@ -207,8 +209,8 @@ def upgrade():
         op.execute(f'CREATE POLICY visible ON sphere.{table} FOR SELECT TO spheredc_reader '
                    f'USING ({condition})')
     # SSA, DataLink and the portal read these as the reader too (not published in TAP).
-    op.execute('GRANT SELECT ON sphere.products, sphere.product_inputs, sphere.runs '
-               'TO spheredc_reader')
+    op.execute('GRANT SELECT ON sphere.products, sphere.product_inputs, sphere.runs, '
+               'sphere.programmes TO spheredc_reader')
     op.execute(_obscore_view()[0])
     op.execute('ALTER VIEW ivoa.obscore SET (security_invoker = on)')
 
@@ -216,8 +218,8 @@ def upgrade():
 def downgrade():
     op.execute('ALTER VIEW ivoa.obscore RESET (security_invoker)')
     op.execute(_obscore_view()[1])
-    op.execute('REVOKE SELECT ON sphere.products, sphere.product_inputs, sphere.runs '
-               'FROM spheredc_reader')
+    op.execute('REVOKE SELECT ON sphere.products, sphere.product_inputs, sphere.runs, '
+               'sphere.programmes FROM spheredc_reader')
     for table in (*PROPRIETARY, *DEPENDENT):
         op.execute(f'DROP POLICY IF EXISTS visible ON sphere.{table}')
         op.execute(f'ALTER TABLE sphere.{table} DISABLE ROW LEVEL SECURITY')
