@@ -21,7 +21,7 @@ from .geometry import (ANAMORPHISM_XY, DEFAULT_CENTRE_XY, FIELDS, IRDIS_SHAPE,
                        PIXSCALE_ARCSEC, irdis_dead_zone_mask, recentre, split_fields)
 from .normalise import normalise_flux
 from .params import MasterCubeParams
-from .psf import measure_psf
+from .psf import average_psfs, measure_psf
 from .selection import select_frames
 
 __all__ = ["RawFile", "Calibrations", "MasterCube", "build_master_cube"]
@@ -252,23 +252,18 @@ def _measure_psf(flux_files, calibrate, params, flags):
     if not flux_files:
         _flag(flags, "no FLUX frame: no PSF")
         return None, np.full(2, np.nan), np.full(2, np.nan)
-    stamps, fluxes, fwhms = [], [], []
+    measured = []
     for raw in flux_files:
         fields = split_fields(calibrate(raw, raw.meta))
         per = [measure_psf(fields[k], float(raw.meta["dit"]), raw.meta.get("nd_filter", "OPEN"),
                            guess_xy=DEFAULT_CENTRE_XY[name], search_px=80,
                            scale_xy=ANAMORPHISM_XY["IRDIS"], params=params.psf)
                for k, name in enumerate(FIELDS)]
-        stamps.append([p.image for p in per])
-        fluxes.append([p.flux_adu_s for p in per])
-        fwhms.append([p.fwhm_px for p in per])
-    fluxes = np.array(fluxes)
-    if len(flux_files) > 1:
-        spread = fluxes.std(axis=0) / np.abs(fluxes.mean(axis=0))
-        if np.any(spread > 0.1):
-            _flag(flags, f"PSF flux varies by {100 * spread.max():.0f} % between FLUX files")
-    return (np.mean(stamps, axis=0).astype(np.float32), fluxes.mean(axis=0),
-            np.mean(fwhms, axis=0))
+        measured.append(per)
+    stamp, flux, fwhm, spread = average_psfs(measured)
+    if spread > 0.1:
+        _flag(flags, f"PSF flux varies by {100 * spread:.0f} % between FLUX files")
+    return stamp, flux, fwhm
 
 
 def build_master_cube(files, calibrations, *, params=MasterCubeParams()):

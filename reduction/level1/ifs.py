@@ -26,7 +26,7 @@ from .exceptions import Level1Warning, SequenceError
 from .geometry import ANAMORPHISM_XY, PIXSCALE_ARCSEC, recentre
 from .normalise import normalise_flux
 from .params import CentringParams, PSFParams, SelectionParams
-from .psf import measure_psf
+from .psf import average_psfs, measure_psf
 from .selection import select_frames
 
 __all__ = ["IFS_MODES_UM", "IfsCubeParams", "ifs_wavelengths_um", "load_ifs_frames",
@@ -216,7 +216,7 @@ def _measure_psf(flux_files, shape, params, flags):
         _flag(flags, "no FLUX frame: no PSF")
         return None, np.full(n_chan, np.nan), np.full(n_chan, np.nan)
     guess = (float(shape[-1] // 2), float(shape[-2] // 2))
-    stamps, fluxes, fwhms = [], [], []
+    measured = []
     for raw in flux_files:
         frames = load_ifs_frames(raw)
         _check_shape(frames, shape, raw.meta.get("arcfile", "?"))
@@ -224,16 +224,11 @@ def _measure_psf(flux_files, shape, params, flags):
                            raw.meta.get("nd_filter", "OPEN"), guess_xy=guess, search_px=40,
                            scale_xy=ANAMORPHISM_XY["IFS"], params=params.psf)
                for k in range(n_chan)]
-        stamps.append([p.image for p in per])
-        fluxes.append([p.flux_adu_s for p in per])
-        fwhms.append([p.fwhm_px for p in per])
-    fluxes = np.array(fluxes)
-    if len(flux_files) > 1:
-        spread = fluxes.std(axis=0) / np.abs(fluxes.mean(axis=0))
-        if np.any(spread > 0.1):
-            _flag(flags, f"PSF flux varies by {100 * spread.max():.0f} % between FLUX files")
-    return (np.mean(stamps, axis=0).astype(np.float32), fluxes.mean(axis=0),
-            np.mean(fwhms, axis=0))
+        measured.append(per)
+    stamp, flux, fwhm, spread = average_psfs(measured)
+    if spread > 0.1:
+        _flag(flags, f"PSF flux varies by {100 * spread:.0f} % between FLUX files")
+    return stamp, flux, fwhm
 
 
 def build_ifs_master_cube(files, wavelengths_um, *, params=IfsCubeParams()):

@@ -8,7 +8,7 @@ from .geometry import recentre
 from .normalise import normalise_flux
 from .params import PSFParams
 
-__all__ = ["PSFMeasurement", "measure_psf"]
+__all__ = ["PSFMeasurement", "measure_psf", "average_psfs"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,29 @@ def strehl_estimate(psf_stamp, flux_adu_s, wavelength_um, pixscale_arcsec):
         return float("nan")
     peak = stamp[stamp.shape[0] // 2, stamp.shape[1] // 2]
     return float(peak / flux_adu_s / ideal_peak_fraction(wavelength_um, pixscale_arcsec))
+
+
+def average_psfs(per_file):
+    """Average the PSF measurements of several FLUX files, field by field.
+
+    Parameters
+    ----------
+    per_file : list of list of PSFMeasurement
+        For each FLUX file, one measurement per field (IRDIS) or channel (IFS).
+
+    Returns
+    -------
+    stamp : ndarray, float32, shape (n_fields, ny, nx)
+    flux_adu_s, fwhm_px : ndarray, shape (n_fields,)
+    spread : float
+        Largest relative scatter of the flux between files (0 for one file): a
+        PSF that changes during the sequence makes its photometry doubtful.
+    """
+    stamps = [[p.image for p in per] for per in per_file]
+    fluxes = np.array([[p.flux_adu_s for p in per] for per in per_file])
+    fwhms = [[p.fwhm_px for p in per] for per in per_file]
+    spread = 0.0
+    if len(per_file) > 1:
+        spread = float(np.max(fluxes.std(axis=0) / np.abs(fluxes.mean(axis=0))))
+    return (np.mean(stamps, axis=0).astype(np.float32), fluxes.mean(axis=0),
+            np.mean(fwhms, axis=0), spread)
