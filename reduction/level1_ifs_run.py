@@ -13,7 +13,7 @@ recorded ``failed`` or ``refused`` with the reason.
 import time
 
 from .exceptions import ReductionRefused
-from .level1_run import RunResult, sequence_digest
+from .level1_run import run_level1
 from .recipes import IFS_MASTER_CUBE
 
 __all__ = ["reduce_ifs_sequence", "ifs_refusal"]
@@ -68,60 +68,32 @@ def reduce_ifs_sequence(sequence_id, settings=None, *, recipe=IFS_MASTER_CUBE):
     archive.exceptions.DatabaseUnavailable
         If the archive cannot be reached.
     """
-    import warnings
+    def build(conn, settings, inputs, timings):
+        import warnings
 
-    from archive.config import load_settings
-    from archive.db import Database
+        from reduction.level1.exceptions import Level1Warning
+        from reduction.level1.ifs import build_ifs_master_cube, ifs_wavelengths_um
 
-    from .exceptions import SequenceNotFound
-    from .level1_run import _write_products
-    from .products import register_products
-    from .provenance import fail_run, finish_run, start_run
-    from .sequence_io import load_sequence, raw_file, read_cube, read_header
+        from .sequence_io import raw_file, read_cube, read_header
 
-    settings = settings or load_settings()
-    timings = {}
-    with Database(settings).connect(autocommit=True) as conn:
-        try:
-            inputs = load_sequence(conn, sequence_id)
-        except SequenceNotFound as exc:
-            return RunResult(sequence_id, "failed", error=str(exc))
-        run = start_run(conn, recipe, sequence_digest(inputs, recipe), sequence_id=sequence_id)
-        result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
-        try:
-            reason = ifs_refusal(inputs)
-            if reason:
-                raise ReductionRefused(sequence_id, reason)
-            from reduction.level1.exceptions import Level1Warning
-            from reduction.level1.ifs import build_ifs_master_cube, ifs_wavelengths_um
+        reason = ifs_refusal(inputs)
+        if reason:
+            raise ReductionRefused(sequence_id, reason)
+        header = read_header(inputs.files_of("OBJECT")[0]["archive_path"])
+        wavelengths_um, from_header = ifs_wavelengths_um(
+            header, int(header.get("NAXIS3") or 0), inputs.sequence.get("ins_mode"))
+        flags = [] if from_header else [
+            f"wavelengths:nominal {inputs.sequence.get('ins_mode')} grid (no axis in the "
+            "cube header)"]
+        t = time.monotonic()
+        files = [raw_file(f, reader=read_cube) for f in inputs.files
+                 if f["dpr_type"] in _SCIENCE_TYPES]
+        with warnings.catch_warnings():
+            # the flags are collected in cube.flags and recorded with the run
+            warnings.simplefilter("ignore", Level1Warning)
+            cube = build_ifs_master_cube(files, wavelengths_um, params=recipe.params)
+        timings["master_cube"] = round(time.monotonic() - t, 3)
+        # Already calibrated by ESO's pipeline: no calibration product of ours is used.
+        return cube, [], flags + cube.flags
 
-            header = read_header(inputs.files_of("OBJECT")[0]["archive_path"])
-            wavelengths_um, from_header = ifs_wavelengths_um(
-                header, int(header.get("NAXIS3") or 0), inputs.sequence.get("ins_mode"))
-            flags = [] if from_header else [
-                f"wavelengths:nominal {inputs.sequence.get('ins_mode')} grid (no axis in the "
-                "cube header)"]
-            t = time.monotonic()
-            files = [raw_file(f, reader=read_cube) for f in inputs.files
-                     if f["dpr_type"] in _SCIENCE_TYPES]
-            with warnings.catch_warnings():
-                # the flags are collected in cube.flags and recorded with the run
-                warnings.simplefilter("ignore", Level1Warning)
-                cube = build_ifs_master_cube(files, wavelengths_um, params=recipe.params)
-            timings["master_cube"] = round(time.monotonic() - t, 3)
-            flags += cube.flags
-            t = time.monotonic()
-            products = _write_products(conn, settings.products_dir, inputs, cube, [], recipe,
-                                       run, flags)
-            timings["write"] = round(time.monotonic() - t, 3)
-            with conn.transaction():
-                result.products = register_products(conn, products)
-                finish_run(conn, run, "done", quality_flags=flags, timings=timings)
-            result.status, result.flags = "done", flags
-        except ReductionRefused as exc:
-            result.status, result.error = "refused", exc.reason
-            with conn.transaction():
-                finish_run(conn, run, "refused", error=exc.reason, timings=timings)
-        except Exception as exc:  # failure isolation: record it, let the batch go on
-            result.error = fail_run(conn, run, exc, timings)
-    return result
+    return run_level1(sequence_id, settings, recipe, build)

@@ -306,19 +306,62 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
     archive.exceptions.DatabaseUnavailable
         If the archive cannot be reached (nothing can be recorded then).
     """
-    import warnings
+    def build(conn, settings, inputs, timings):
+        import warnings
 
+        from reduction.level1 import build_master_cube
+        from reduction.level1.exceptions import Level1Warning
+
+        from .policy import plan_calibrations
+        from .sequence_io import raw_file
+
+        plan = plan_calibrations(inputs.sequence, inputs.files, inputs.associations)
+        if plan.refused:
+            raise ReductionRefused(sequence_id, plan.refused)
+        calibs, used = _calibrations(conn, settings.products_dir, inputs, plan, timings)
+        t = time.monotonic()
+        files = [raw_file(f) for f in inputs.files if f["dpr_type"] != "SKY"]
+        with warnings.catch_warnings():
+            # The flags are collected in cube.flags and recorded with the run.
+            warnings.simplefilter("ignore", Level1Warning)
+            cube = build_master_cube(files, calibs, params=recipe.params)
+        timings["master_cube"] = round(time.monotonic() - t, 3)
+        flags = sorted(set(plan.flags)) + [f for f in cube.flags if f not in plan.flags]
+        return cube, used, flags
+
+    return run_level1(sequence_id, settings, recipe, build)
+
+
+def run_level1(sequence_id, settings, recipe, build):
+    """The frame of a level-1 run, whatever the arm: run record, products, outcome.
+
+    Parameters
+    ----------
+    sequence_id : str
+    settings : `archive.config.Settings` or None
+        Default: from the environment.
+    recipe : `~reduction.recipes.Recipe`
+    build : callable
+        ``build(conn, settings, inputs, timings) -> (cube, used, flags)``: the
+        master cube of the sequence's `~reduction.sequence_io.SequenceInputs`,
+        the calibration products it used and its quality flags; raises
+        `ReductionRefused` for a sequence the recipe cannot reduce.
+
+    Returns
+    -------
+    result : `RunResult`
+        Never raises for the sequence's own problems: the run is recorded
+        ``failed`` or ``refused`` with the reason.
+    """
     from archive.config import load_settings
     from archive.db import Database
 
     from .exceptions import SequenceNotFound
-    from .policy import plan_calibrations
     from .products import register_products
     from .provenance import fail_run, finish_run, start_run
-    from .sequence_io import load_sequence, raw_file
+    from .sequence_io import load_sequence
 
     settings = settings or load_settings()
-    products_dir = settings.products_dir
     timings = {}
     with Database(settings).connect(autocommit=True) as conn:
         try:
@@ -328,24 +371,10 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
         run = start_run(conn, recipe, sequence_digest(inputs, recipe), sequence_id=sequence_id)
         result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
         try:
-            plan = plan_calibrations(inputs.sequence, inputs.files, inputs.associations)
-            if plan.refused:
-                raise ReductionRefused(sequence_id, plan.refused)
-            calibs, used = _calibrations(conn, products_dir, inputs, plan, timings)
-            from reduction.level1 import build_master_cube
-            from reduction.level1.exceptions import Level1Warning
-
+            cube, used, flags = build(conn, settings, inputs, timings)
             t = time.monotonic()
-            files = [raw_file(f) for f in inputs.files if f["dpr_type"] != "SKY"]
-            with warnings.catch_warnings():
-                # The flags are collected in cube.flags and recorded with the run.
-                warnings.simplefilter("ignore", Level1Warning)
-                cube = build_master_cube(files, calibs, params=recipe.params)
-            timings["master_cube"] = round(time.monotonic() - t, 3)
-            flags = sorted(set(plan.flags)) + [f for f in cube.flags if f not in plan.flags]
-            t = time.monotonic()
-            products = _write_products(conn, products_dir, inputs, cube, used, recipe, run,
-                                       flags)
+            products = _write_products(conn, settings.products_dir, inputs, cube, used, recipe,
+                                       run, flags)
             timings["write"] = round(time.monotonic() - t, 3)
             with conn.transaction():
                 result.products = register_products(conn, products)
