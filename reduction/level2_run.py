@@ -396,6 +396,30 @@ def _write(conn, products_dir, seq, level1, results, header, recipe, run, spectr
     return products, candidates, limits
 
 
+def read_level1(products_dir, level1):
+    """The arrays of a sequence's level-1 products (`current_level1`).
+
+    Returns
+    -------
+    header : astropy.io.fits.Header
+        Of the master cube.
+    cube : ndarray, float32
+    derot_deg, wavelengths_um : ndarray
+    psf : ndarray
+    """
+    from astropy.io import fits
+
+    root = Path(products_dir)
+    with fits.open(root / level1["master_cube"]["path"], memmap=False) as hdul:
+        header = hdul[0].header.copy()
+        cube = np.asarray(hdul[0].data, np.float32)
+        derot_deg = np.asarray(hdul["DEROT"].data, float)
+        wavelengths_um = np.asarray(hdul["WAVELENGTHS"].data, float)
+    with fits.open(root / level1["psf_cube"]["path"], memmap=False) as hdul:
+        psf = np.asarray(hdul[0].data, float)
+    return header, cube, derot_deg, wavelengths_um, psf
+
+
 def reduce_level2(sequence_id, settings=None, *, recipe=None):
     """Post-process a sequence's current master cube to registered level-2 products.
 
@@ -421,7 +445,6 @@ def reduce_level2(sequence_id, settings=None, *, recipe=None):
     archive.exceptions.DatabaseUnavailable
         If the archive cannot be reached.
     """
-    from astropy.io import fits
     from psycopg.rows import dict_row
 
     from archive.config import load_settings
@@ -446,14 +469,8 @@ def reduce_level2(sequence_id, settings=None, *, recipe=None):
         result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
         try:
             t = time.monotonic()
-            root = Path(settings.products_dir)
-            with fits.open(root / level1["master_cube"]["path"], memmap=False) as hdul:
-                header = hdul[0].header.copy()
-                cube = np.asarray(hdul[0].data, np.float32)
-                derot_deg = np.asarray(hdul["DEROT"].data, float)
-                wavelengths_um = np.asarray(hdul["WAVELENGTHS"].data, float)
-            with fits.open(root / level1["psf_cube"]["path"], memmap=False) as hdul:
-                psf = np.asarray(hdul[0].data, float)
+            header, cube, derot_deg, wavelengths_um, psf = read_level1(settings.products_dir,
+                                                                       level1)
             timings["read"] = round(time.monotonic() - t, 3)
             # The star is where the OBJECT frames point (the master cube keeps the first
             # one's RA/DEC); the sequence's position averages in the offset SKY frames.

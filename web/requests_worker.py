@@ -195,26 +195,11 @@ def _request_level1(conn, settings, request_id, sequence_id, params, out):
         return None
 
 
-def _read_level1(settings, level1):
-    from astropy.io import fits
-    import numpy as np
-
-    root = Path(settings.products_dir)
-    with fits.open(root / level1['master_cube']['path'], memmap=False) as hdul:
-        header = hdul[0].header.copy()
-        cube = np.asarray(hdul[0].data, np.float32)
-        derot_deg = np.asarray(hdul['DEROT'].data, float)
-        wavelengths_um = np.asarray(hdul['WAVELENGTHS'].data, float)
-    with fits.open(root / level1['psf_cube']['path'], memmap=False) as hdul:
-        psf = np.asarray(hdul[0].data, float)
-    return header, cube, derot_deg, wavelengths_um, psf
-
-
 def _request_level2(conn, settings, request_id, sequence_id, level1, params, out):
     """One level-2 run of the request on ``level1``; True when its products are written."""
     from psycopg.rows import dict_row
 
-    from reduction.level2_run import _run_fields, _write, field_filters
+    from reduction.level2_run import _run_fields, _write, field_filters, read_level1
     from reduction.products import register_products
     from reduction.provenance import fail_run, finish_run, start_run
     from reduction.recipes import LEVEL2
@@ -228,7 +213,7 @@ def _request_level2(conn, settings, request_id, sequence_id, level1, params, out
         with conn.cursor(row_factory=dict_row) as cur:
             seq = cur.execute('SELECT * FROM sphere.sequences WHERE sequence_id = %s',
                               (sequence_id,)).fetchone()
-        header, cube, derot_deg, wavelengths_um, psf = _read_level1(settings, level1)
+        header, cube, derot_deg, wavelengths_um, psf = read_level1(settings.products_dir, level1)
         # As the engine's level 2: the star is where the OBJECT frames point.
         if header.get('RA') is not None and header.get('DEC') is not None:
             seq = dict(seq, ra=float(header['RA']), dec=float(header['DEC']))

@@ -23,6 +23,28 @@ from .snr import aperture_sum_image, ring_statistics
 __all__ = ["candidate_spectrum", "candidate_spectrum_joint"]
 
 
+def _checked_inputs(cube, psf_norm, star_flux, fwhm_px):
+    """(cube float32, channels, star flux and FWHM per channel) of valid spectrum inputs.
+
+    Raises
+    ------
+    InputShapeError
+        If the cube is not 4-d or per-channel inputs have the wrong length.
+    """
+    cube = np.asarray(cube, dtype=np.float32)
+    n_chan = cube.shape[0] if cube.ndim == 4 else 0
+    if cube.ndim != 4 or np.ndim(psf_norm) != 3 or np.shape(psf_norm)[0] != n_chan:
+        raise InputShapeError("a spectrum needs a (wavelength, time, y, x) cube and one "
+                              "PSF per channel", cube.shape)
+    try:
+        star_flux = np.broadcast_to(np.asarray(star_flux, dtype=float), (n_chan,))
+        fwhm_px = np.broadcast_to(np.asarray(fwhm_px, dtype=float), (n_chan,))
+    except ValueError as exc:
+        raise InputShapeError("star_flux and fwhm_px need one value per channel",
+                              cube.shape) from exc
+    return cube, n_chan, star_flux, fwhm_px
+
+
 def candidate_spectrum(cube, angles_deg, psf_norm, star_flux, fwhm_px, x, y, algorithm,
                        *, n_branches=3):
     """Contrast of a candidate in every spectral channel, with 1-sigma errors.
@@ -57,17 +79,7 @@ def candidate_spectrum(cube, angles_deg, psf_norm, star_flux, fwhm_px, x, y, alg
     """
     from scipy.ndimage import map_coordinates
 
-    cube = np.asarray(cube, dtype=np.float32)
-    if cube.ndim != 4 or np.ndim(psf_norm) != 3 or np.shape(psf_norm)[0] != cube.shape[0]:
-        raise InputShapeError("a spectrum needs a (wavelength, time, y, x) cube and one "
-                              "PSF per channel", cube.shape)
-    n_chan = cube.shape[0]
-    try:
-        star_flux = np.broadcast_to(np.asarray(star_flux, dtype=float), (n_chan,))
-        fwhm_px = np.broadcast_to(np.asarray(fwhm_px, dtype=float), (n_chan,))
-    except ValueError as exc:
-        raise InputShapeError("star_flux and fwhm_px need one value per channel",
-                              cube.shape) from exc
+    cube, n_chan, star_flux, fwhm_px = _checked_inputs(cube, psf_norm, star_flux, fwhm_px)
     center = star_center(cube.shape)
     sep_px, pa_deg = xy_to_sep_pa(x, y, cube.shape)
     contrast, error, thr = (np.zeros(n_chan) for _ in range(3))
@@ -143,17 +155,7 @@ def candidate_spectrum_joint(cube, angles_deg, psf_norm, star_flux, fwhm_px, x, 
     """
     from scipy.ndimage import map_coordinates
 
-    cube = np.asarray(cube, dtype=np.float32)
-    n_chan = cube.shape[0] if cube.ndim == 4 else 0
-    if cube.ndim != 4 or np.ndim(psf_norm) != 3 or np.shape(psf_norm)[0] != n_chan:
-        raise InputShapeError("a spectrum needs a (wavelength, time, y, x) cube and one "
-                              "PSF per channel", cube.shape)
-    try:
-        star_flux = np.broadcast_to(np.asarray(star_flux, dtype=float), (n_chan,))
-        fwhm_px = np.broadcast_to(np.asarray(fwhm_px, dtype=float), (n_chan,))
-    except ValueError as exc:
-        raise InputShapeError("star_flux and fwhm_px need one value per channel",
-                              cube.shape) from exc
+    cube, n_chan, star_flux, fwhm_px = _checked_inputs(cube, psf_norm, star_flux, fwhm_px)
     base = channel_images(cube, angles_deg) if base_images is None else base_images
     center = star_center(base.shape)
     sep_px, pa_deg = xy_to_sep_pa(x, y, base.shape)
