@@ -191,17 +191,7 @@ class _Annotator:
         if isinstance(node, n.FuncCall) and lookup(node.name)[3] == 'foreign':
             raise ADQLNameError(f'function {node.name.lower()}() is not available on '
                                 'this service', node.pos)
-        changes = {}
-        for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            if f.name in ('pos', 'info'):
-                continue
-            if isinstance(value, n.Node):
-                changes[f.name] = self.expr(value, scope)
-            elif isinstance(value, tuple) and any(isinstance(v, n.Node) for v in value):
-                changes[f.name] = tuple(self.expr(v, scope) if isinstance(v, n.Node) else v
-                                        for v in value)
-        return dataclasses.replace(node, **changes) if changes else node
+        return n.map_children(node, lambda child: self.expr(child, scope))
 
 
 def _describe(expr, alias, index):

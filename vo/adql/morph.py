@@ -340,17 +340,7 @@ class _PointColumns:
             column = self.point_column(node, scope)
             if column is not None:
                 return column
-        changes = {}
-        for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            if f.name in ('pos', 'info'):
-                continue
-            if isinstance(value, n.Node):
-                changes[f.name] = self.expr(value, scope)
-            elif isinstance(value, tuple) and any(isinstance(v, n.Node) for v in value):
-                changes[f.name] = tuple(self.expr(v, scope) if isinstance(v, n.Node) else v
-                                        for v in value)
-        return dataclasses.replace(node, **changes) if changes else node
+        return n.map_children(node, lambda child: self.expr(child, scope))
 
     @staticmethod
     def point_column(node, scope):

@@ -323,6 +323,27 @@ def walk(node):
         yield from walk(child)
 
 
+def map_children(node, fn):
+    """`node` with ``fn(child)`` in place of each direct child (looking into tuples).
+
+    Returns `node` itself when no child changed.
+    """
+    changes = {}
+    for f in dataclasses.fields(node):
+        if f.name in ('pos', 'info'):
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            new = fn(value)
+            if new is not value:
+                changes[f.name] = new
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            new = tuple(fn(v) if isinstance(v, Node) else v for v in value)
+            if any(a is not b for a, b in zip(new, value)):
+                changes[f.name] = new
+    return dataclasses.replace(node, **changes) if changes else node
+
+
 def transform(node, fn):
     """Rebuild a tree bottom-up.
 
@@ -339,19 +360,4 @@ def transform(node, fn):
     Node
         The new root.
     """
-    changes = {}
-    for f in dataclasses.fields(node):
-        if f.name in ('pos', 'info'):
-            continue
-        value = getattr(node, f.name)
-        if isinstance(value, Node):
-            new = transform(value, fn)
-            if new is not value:
-                changes[f.name] = new
-        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
-            new = tuple(transform(v, fn) if isinstance(v, Node) else v for v in value)
-            if any(a is not b for a, b in zip(new, value)):
-                changes[f.name] = new
-    if changes:
-        node = dataclasses.replace(node, **changes)
-    return fn(node)
+    return fn(map_children(node, lambda child: transform(child, fn)))
