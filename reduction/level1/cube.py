@@ -260,6 +260,12 @@ def _measure_psf(flux_files, calibrate, params, flags):
                            scale_xy=ANAMORPHISM_XY["IRDIS"], params=params.psf)
                for k, name in enumerate(FIELDS)]
         measured.append(per)
+    return _averaged_psf(measured, flags)
+
+
+def _averaged_psf(measured, flags):
+    # PSF measurements of the FLUX files (one list per file) averaged; flagged when
+    # the flux changed between files (shared by the IRDIS and IFS master cubes).
     stamp, flux, fwhm, spread = average_psfs(measured)
     if spread > 0.1:
         _flag(flags, f"PSF flux varies by {100 * spread:.0f} % between FLUX files")

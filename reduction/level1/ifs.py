@@ -15,18 +15,18 @@ The result is a `~reduction.level1.cube.MasterCube` whose first axis is the
 wavelength (39 channels) instead of the two IRDIS fields.
 """
 from dataclasses import dataclass, field
-import warnings
 
 import numpy as np
 
 from .angles import INSTRUMENT_OFFSET_DEG
 from .centring import centre_from_waffle
-from .cube import MasterCube, _continuous, _file_angles, _start_end
-from .exceptions import Level1Warning, SequenceError
+from .cube import (MasterCube, _averaged_psf, _continuous, _file_angles, _flag,
+                   _start_end)
+from .exceptions import SequenceError
 from .geometry import ANAMORPHISM_XY, PIXSCALE_ARCSEC, recentre
 from .normalise import normalise_flux
 from .params import CentringParams, PSFParams, SelectionParams
-from .psf import average_psfs, measure_psf
+from .psf import measure_psf
 from .selection import select_frames
 
 __all__ = ["IFS_MODES_UM", "IfsCubeParams", "ifs_wavelengths_um", "load_ifs_frames",
@@ -120,11 +120,6 @@ def load_ifs_frames(raw):
         raise SequenceError(f"{raw.meta.get('arcfile', '?')}: an IFS cube must be "
                             f"(channel, y, x) or (ndit, channel, y, x), got {d.shape}")
     return d
-
-
-def _flag(flags, message):
-    flags.append(message)
-    warnings.warn(message, Level1Warning, stacklevel=3)
 
 
 def _ifs_angles(meta, params, flags):
@@ -225,10 +220,7 @@ def _measure_psf(flux_files, shape, params, flags):
                            scale_xy=ANAMORPHISM_XY["IFS"], params=params.psf)
                for k in range(n_chan)]
         measured.append(per)
-    stamp, flux, fwhm, spread = average_psfs(measured)
-    if spread > 0.1:
-        _flag(flags, f"PSF flux varies by {100 * spread:.0f} % between FLUX files")
-    return stamp, flux, fwhm
+    return _averaged_psf(measured, flags)
 
 
 def build_ifs_master_cube(files, wavelengths_um, *, params=IfsCubeParams()):
