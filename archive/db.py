@@ -12,7 +12,7 @@ from .config import load_settings
 from .exceptions import DatabaseUnavailable
 
 #: Alembic revision this code needs; tests check it is the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 class Database:

@@ -30,6 +30,10 @@ def cmd_serve(args):
 
     from web.app import create_app
 
+    # healpy (cone searches' HEALPix ranges) takes about a second to import: once here,
+    # shared by the forked workers, rather than in the first cone search of each.
+    import healpy  # noqa: F401
+
     # Over plain HTTP on loopback a Secure cookie would never come back: the site is
     # only reachable from this machine there, so the cookie may go without it.
     loopback = args.host in ('127.0.0.1', 'localhost', '::1')

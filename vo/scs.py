@@ -78,15 +78,20 @@ def cone_fields(table_name, verb):
 
 
 def cone_sql(table_name, request):
-    """SQL and parameters of a cone search (GiST index on ``pos``)."""
+    """SQL and parameters of a cone search (HEALPix ranges, then the exact pg_sphere test)."""
+    from .healpix_ranges import cone_ranges, ranges_condition
+
     table, _ = CONE_TABLES[table_name]
     cols, _ = cone_fields(table_name, request.verb)
     # Names come from schemas/, not from the request: quoting is enough.
     select = f'SELECT {", ".join(chr(34) + c.name + chr(34) for c in cols)} FROM {table} '
     limit = request.maxrec + 1
     if request.sr_deg <= 90:
-        return (select + 'WHERE pos <@ scircle(spoint(radians(%s), radians(%s)), radians(%s)) '
-                'LIMIT %s', (request.ra_deg, request.dec_deg, request.sr_deg, limit))
+        ranges = cone_ranges(request.ra_deg, request.dec_deg, request.sr_deg)
+        # the HEALPix B-tree ranges beside the exact test (see vo.healpix_ranges)
+        healpix = '' if ranges is None else ' AND ' + ranges_condition('healpix_nest', ranges)
+        return (select + 'WHERE pos <@ scircle(spoint(radians(%s), radians(%s)), radians(%s))'
+                + healpix + ' LIMIT %s', (request.ra_deg, request.dec_deg, request.sr_deg, limit))
     # pg_sphere circles stop at 90 degrees: beyond, exclude the antipodal cap instead.
     return (select + 'WHERE pos IS NOT NULL AND NOT pos <@ scircle(spoint(radians(%s), '
             'radians(%s)), radians(%s)) LIMIT %s',

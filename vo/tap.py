@@ -131,10 +131,12 @@ def point_columns():
     Returns
     -------
     dict
-        Qualified table name to ``(ra, dec, pos)`` column names, for the tables of
-        ``schemas/`` with a ``sky_position`` and a column computed as
-        ``spoint(radians(ra), radians(dec))`` (what ADQL's POINT of them is).
+        Qualified table name to ``(ra, dec, pos, healpix)`` column names, for the
+        tables of ``schemas/`` with a ``sky_position`` and a column computed as
+        ``spoint(radians(ra), radians(dec))`` (what ADQL's POINT of them is);
+        ``healpix`` is the column computed as its order-29 HEALPix index, or None.
     """
+    from .healpix_ranges import HEALPIX_ORDER
     from .tapschema import published_tables
 
     points = {}
@@ -143,10 +145,11 @@ def point_columns():
         if not sky:
             continue
         point = f"spoint(radians({sky['ra']}), radians({sky['dec']}))"
-        for col in tdef.columns:
-            if col.type == 'spoint' and (col.computed or '').replace(' ', '') == \
-                    point.replace(' ', ''):
-                points[tdef.qualified_name.lower()] = (sky['ra'], sky['dec'], col.name)
+        computed = {(c.computed or '').replace(' ', ''): c.name for c in tdef.columns}
+        pos = computed.get(point.replace(' ', ''))
+        if pos is not None:
+            healpix = computed.get(f'healpix_nest({HEALPIX_ORDER},{point})'.replace(' ', ''))
+            points[tdef.qualified_name.lower()] = (sky['ra'], sky['dec'], pos, healpix)
     return points
 
 

@@ -21,7 +21,7 @@ def _sql(adql, points=True):
 
 def test_point_columns_come_from_the_schema_files():
     points = point_columns()
-    assert points['sphere.candidates'] == ('ra', 'dec', 'pos')
+    assert points['sphere.candidates'] == ('ra', 'dec', 'pos', 'healpix_nest')
     assert {'sphere.sequences', 'sphere.raw_files'} <= set(points)
     assert 'ivoa.obscore' not in points and 'sphere.detection_limits' not in points
 
@@ -111,18 +111,41 @@ def test_same_rows_with_pos(pool, target, adql):
     assert rows[0] == rows[1] and rows[0]
 
 
-def test_cone_search_uses_the_pos_index_under_row_level_security(pool, target):
+def _no_seqscan(conn):
     # Too few rows for the planner to want an index: sequential scans are discouraged,
-    # so the plan shows whether the index can serve the query at all.
-    def no_seqscan(conn):
-        conn.execute('SET LOCAL enable_seqscan = off')
+    # so the plan shows whether an index can serve the query at all.
+    conn.execute('SET LOCAL enable_seqscan = off')
 
+
+def test_cone_search_uses_an_index_under_row_level_security(pool, target):
     for table in ('candidates', 'sequences', 'raw_files'):
         adql = (f"SELECT * FROM sphere.{table} WHERE 1=CONTAINS(POINT('ICRS', ra, dec), "
                 f"CIRCLE('ICRS', {target[0]}, {target[1]}, 0.5))")
         plan = '\n'.join(row[0] for row in pool.execute(
-            'EXPLAIN ' + _sql(adql), setup=no_seqscan))
-        assert f'ix_{table}_pos' in plan, plan
+            'EXPLAIN ' + _sql(adql), setup=_no_seqscan))
+        # candidates: the HEALPix B-tree only (migration 0005); the others either
+        assert f'ix_{table}_healpix_nest' in plan or (
+            table != 'candidates' and f'ix_{table}_pos' in plan), plan
+
+
+def test_healpix_ranges_need_no_leakproof_pg_sphere(pool, target, database):
+    # The B-tree serves the cone even where pg_sphere's tests are not LEAKPROOF (a
+    # PostgreSQL where spheredc is not superuser); restored by the rollback.
+    def not_leakproof(conn):
+        _no_seqscan(conn)
+        conn.execute("""DO $$ DECLARE r record; BEGIN
+          FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p
+                   JOIN pg_depend d ON d.objid = p.oid
+                   JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE e.extname = 'pg_sphere' AND p.proleakproof LOOP
+            EXECUTE format('ALTER FUNCTION %s NOT LEAKPROOF', r.fn);
+          END LOOP; END $$""")
+
+    adql = ("SELECT * FROM sphere.candidates WHERE 1=CONTAINS(POINT('ICRS', ra, dec), "
+            f"CIRCLE('ICRS', {target[0]}, {target[1]}, 0.5))")
+    plan = '\n'.join(row[0] for row in pool.execute('EXPLAIN ' + _sql(adql),
+                                                    setup=not_leakproof))
+    assert 'ix_candidates_healpix_nest' in plan, plan
 
 
 def test_migration_0004(database):
@@ -135,7 +158,8 @@ def test_migration_0004(database):
         parallel = conn.execute("SELECT proparallel FROM pg_proc WHERE proname IN "
                                 "('viewer_programmes', 'viewer_is_staff')").fetchall()
     assert not [n for n in names if n.endswith('_adql_point')]
-    assert {'ix_candidates_pos', 'ix_sequences_pos', 'ix_raw_files_pos'} <= set(names)
+    assert {'ix_sequences_pos', 'ix_raw_files_pos'} <= set(names)
+    assert 'ix_candidates_pos' not in names  # 0005: the HEALPix B-tree serves cones
     assert leakproof == (True,)
     assert parallel == [('s',), ('s',)]  # the policies no longer forbid parallel plans
 
@@ -167,3 +191,31 @@ def test_policies_hold_in_parallel_plans(pool, database, vo_archive):
         member = [r[0] for r in pool.execute(sql, setup=setup)]
     assert hidden not in anonymous and hidden in member
     assert len(member) == len(anonymous) + 1 == len(vo_archive['candidates'])
+
+
+@pytest.mark.parametrize('ra, dec, radius', [(180, 0, 0.5), (0.1, 45, 2), (300, -89.5, 1),
+                                             (45, 41.8, 0.05)])
+def test_healpix_ranges_keep_every_row_of_the_cone(pool, ra, dec, radius):
+    # 20,000 public rows (inserted in the query's transaction, rolled back), dense
+    # around the cone's border, where a cover missing a pixel would lose rows.
+    def rows(conn):
+        conn.execute('SELECT setseed(0.42)')  # the same rows for both queries
+        conn.execute(
+            "INSERT INTO sphere.candidates (candidate_id, sequence_id, ra, dec) "
+            "SELECT 'hp' || g, 'hp', degrees(atan2(sin(a) * sin(d) * cos(d0), "
+            "  cos(d) - sin(d0) * sin(lat))) + %(ra)s, degrees(lat) "
+            "FROM (SELECT g, a, d, d0, asin(sin(d0) * cos(d) + cos(d0) * sin(d) * cos(a)) AS lat"
+            "      FROM (SELECT g, radians(random() * 360) AS a, "
+            "                   radians(%(r)s * (0.98 + 0.04 * random())) AS d, "
+            "                   radians(%(dec)s) AS d0 FROM generate_series(1, 20000) g) x) y",
+            {'ra': ra, 'dec': dec, 'r': radius})
+
+    adql = ("SELECT COUNT(*) FROM sphere.candidates WHERE candidate_id LIKE 'hp%' AND "
+            f"1 = CONTAINS(POINT(ra, dec), CIRCLE({ra}, {dec}, {radius}))")
+    counted = []
+    for points in (True, False):
+        sql = translate(adql, adql_metadata(), maxrec=10,
+                        points=point_columns() if points else None).sql
+        assert ('healpix_nest BETWEEN' in sql) == points
+        counted.append(list(pool.execute(sql, setup=rows, maxrec=10))[0][0])
+    assert counted[0] == counted[1] and 5000 < counted[0] < 15000

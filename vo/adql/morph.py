@@ -10,12 +10,15 @@ PostgreSQL from ``ra`` and ``dec``) get ``POINT('ICRS', t.ra, t.dec)`` written a
 ``t.pos`` first (`use_point_columns`): the same value, but one that the GiST index
 on ``pos`` serves, also under row-level security (where an index is only used for
 leakproof operators on plain columns, never for ``spoint(radians(ra), ...)``).
+Constant cones on such a table also get an equivalent condition on its indexed
+HEALPix column (`vo.adql.prefilter`).
 """
 import dataclasses
 
 from . import nodes as n
 from .exceptions import ADQLTranslationError
 from .metadata import Column
+from .prefilter import add_healpix_ranges, column_sql
 from .stcs import polygon_literal, stcs_to_pgsphere
 
 __all__ = ['morph', 'Morpher', 'use_point_columns']
@@ -308,6 +311,9 @@ class _PointColumns:
         grouped = bool(sel.group_by) or sel.having is not None
         shown = None if grouped else scope  # select list, HAVING, ORDER BY
         where = None if sel.where is None else self.expr(sel.where, scope)
+        if where is not None and scope is not None:
+            where = add_healpix_ranges(sel.where, where,
+                                       lambda point: self.healpix_column(point, scope))
         items = tuple(dataclasses.replace(i, expr=self.expr(i.expr, shown))
                       if isinstance(i, n.SelectItem) else i for i in sel.items)
         having = None if sel.having is None else self.expr(sel.having, shown)
@@ -342,9 +348,28 @@ class _PointColumns:
                 return column
         return n.map_children(node, lambda child: self.expr(child, scope))
 
-    @staticmethod
-    def point_column(node, scope):
+    @classmethod
+    def point_column(cls, node, scope):
         """``t.pos`` for POINT(frame, t.ra, t.dec) on a table storing it, else None."""
+        found = cls.stored(node, scope)
+        if found is None:
+            return None
+        qualifier, (_, _, pos, *_) = found
+        return n.ColumnRef(qualifier + (n.Ident(pos),),
+                           info=Column(pos, 'double', arraysize='2', xtype='point'), pos=node.pos)
+
+    @classmethod
+    def healpix_column(cls, node, scope):
+        """SQL of ``t.healpix_nest`` for POINT(frame, t.ra, t.dec) of a table that has
+        one, else None."""
+        found = cls.stored(node, scope)
+        if found is None or len(found[1]) < 4 or found[1][3] is None:
+            return None
+        return column_sql(found[0], found[1][3])
+
+    @staticmethod
+    def stored(node, scope):
+        """(qualifier, stored-point tuple) of POINT(frame, t.ra, t.dec), else None."""
         args = node.args
         if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
             frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
@@ -364,11 +389,9 @@ class _PointColumns:
             hits = [point for _, point in scope]  # unqualified: one source only
         if len(hits) != 1 or hits[0] is None:
             return None
-        ra, dec, pos = hits[0]
-        if (x.parts[-1].key, y.parts[-1].key) != (ra, dec):
+        if (x.parts[-1].key, y.parts[-1].key) != hits[0][:2]:
             return None
-        return n.ColumnRef(qualifier + (n.Ident(pos),),
-                           info=Column(pos, 'double', arraysize='2', xtype='point'), pos=node.pos)
+        return qualifier, hits[0]
 
 
 def _source_names(node):
@@ -387,9 +410,12 @@ def use_point_columns(tree, points):
     tree : vo.adql.nodes.Statement
         A parsed (and annotated: table names qualified) ADQL tree.
     points : dict
-        Lower-case qualified table name to ``(ra, dec, pos)``: the names of the
-        columns of a table whose column ``pos`` is ``spoint(radians(ra),
-        radians(dec))`` (computed by PostgreSQL).
+        Lower-case qualified table name to ``(ra, dec, pos)`` or ``(ra, dec, pos,
+        healpix)``: the names of the columns of a table whose column ``pos`` is
+        ``spoint(radians(ra), radians(dec))`` and ``healpix`` (when not None) its
+        order-29 NESTED HEALPix index, both computed by PostgreSQL. Constant
+        cones on such a table also get a condition on ``healpix``
+        (`vo.adql.prefilter`).
 
     Returns
     -------

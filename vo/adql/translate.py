@@ -40,9 +40,10 @@ def translate(adql, metadata=None, maxrec=None, points=None):
         The row limit of the service; the SQL gets LIMIT min(TOP, maxrec + 1).
     points : dict, optional
         Tables storing their position as a point: lower-case qualified name to
-        ``(ra, dec, pos)`` column names, ``pos`` being ``spoint(radians(ra),
-        radians(dec))``; ``POINT('ICRS', t.ra, t.dec)`` is then written ``t.pos``
-        (see `vo.adql.morph.use_point_columns`).
+        ``(ra, dec, pos[, healpix])`` column names, ``pos`` being
+        ``spoint(radians(ra), radians(dec))``; ``POINT('ICRS', t.ra, t.dec)`` is
+        then written ``t.pos``, and constant cones also test ``healpix`` (see
+        `vo.adql.morph.use_point_columns`).
 
     Returns
     -------
