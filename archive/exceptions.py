@@ -19,3 +19,20 @@ class SchemaError(ArchiveError):
     def __init__(self, path, message):
         super().__init__(f"{path}: {message}")
         self.path = path
+
+
+class RequestError(ArchiveError, ValueError):
+    """A request that cannot be made or changed; the message says why, for the user."""
+
+
+class RequestNotFound(RequestError, LookupError):
+    """No such request, or not one of the user's."""
+
+
+class RequestForbidden(RequestError, PermissionError):
+    """The user may not do this (not staff, not a member of the programme)."""
+
+
+class IllegalTransition(RequestError):
+    """The request is not in a state that allows this change."""
+

@@ -3,6 +3,7 @@ import datetime
 
 import pytest
 
+from archive import request_rules
 from archive import requests as rq
 from archive.accounts import User
 
@@ -64,7 +65,7 @@ def test_frame_selection_options_exist_in_the_engine():
 
     from reduction.level1.params import SelectionParams
 
-    assert set(rq.FRAME_SELECTION) <= {f.name for f in dataclasses.fields(SelectionParams)}
+    assert set(request_rules.FRAME_SELECTION) <= {f.name for f in dataclasses.fields(SelectionParams)}
 
 
 def test_parameters_are_normalised():
