@@ -13,12 +13,18 @@ level 2 (PCA-ASDI and candidate spectra). The cluster is a
 the same ``SPHEREDC_HOME`` (or database URL) and files. Start such workers with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None``
 (see `_client` for why).
+
+`reduce_for_request` is the task of one sequence of a PI's reduction request
+(levels 1 and 2 with the request's parameters, products to the request's
+`reduction.targets.ProductTarget`); `map_sequences` runs any such task on
+the cluster, one per sequence.
 """
 import os
 
 from .exceptions import EngineError
 
-__all__ = ["select_sequences", "reduce_sequences", "local_cluster_size"]
+__all__ = ["select_sequences", "reduce_sequences", "local_cluster_size", "map_sequences",
+           "reduce_for_request"]
 
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
@@ -211,6 +217,73 @@ def _client(settings, n_workers=None):
     return Client(cluster), cluster
 
 
+def map_sequences(fn, sequence_ids, settings, *iterables, n_workers=None, use_dask=True,
+                  name="task", lost=None, **kwargs):
+    """Run ``fn`` once per sequence on the engine's Dask cluster; gather the results.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(sequence_id, *items, settings=settings, **kwargs)``, importable by
+        the workers (a module-level function); it should not raise.
+    sequence_ids : list of str
+    settings : `archive.config.Settings`
+        Its ``dask_scheduler`` selects the cluster (default a local one).
+    *iterables : iterables
+        Further positional arguments of ``fn``, one item per sequence.
+    n_workers : int, optional
+        Workers of the local cluster (default: `local_cluster_size`).
+    use_dask : bool, optional
+        False calls ``fn`` in this process, one sequence after the other.
+    name : str, optional
+        Prefix of the tasks' keys (made unique per call).
+    lost : callable, optional
+        ``lost(sequence_id, exc)``: the result of a task whose worker died;
+        default ``{'sequence_id', 'status': 'failed', 'error'}``.
+    **kwargs
+        Passed to every call of ``fn``.
+
+    Returns
+    -------
+    results : list
+        ``fn``'s results in the order of ``sequence_ids``.
+
+    Raises
+    ------
+    EngineError
+        If the configured scheduler cannot be reached.
+    """
+    if not sequence_ids:
+        return []
+    per_sequence = list(zip(sequence_ids, *iterables))
+    if not use_dask:
+        return [fn(*args, settings=settings, **kwargs) for args in per_sequence]
+    import uuid
+
+    lost = lost or _lost
+    client, cluster = _client(settings, n_workers)
+    batch = uuid.uuid4().hex[:8]  # keys unique per batch on a shared scheduler
+    try:
+        futures = client.map(fn, *zip(*per_sequence), settings=settings, pure=False,
+                             key=[f"{name}-{s}-{batch}" for s in sequence_ids], **kwargs)
+        results = []
+        for s, fut in zip(sequence_ids, futures):
+            try:
+                results.append(fut.result())
+            except Exception as exc:  # worker died: the task is lost, say so
+                results.append(lost(s, exc))
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _lost(sequence_id, exc):
+    return {"sequence_id": sequence_id, "status": "failed",
+            "error": f"the Dask worker was lost ({type(exc).__name__}: {exc})"}
+
+
 def reduce_sequences(sequence_ids, settings=None, *, recipe=None, level2_recipe=None,
                      n_workers=None, use_dask=True, skip_current=False):
     """Reduce sequences, one Dask task each (level 1, then level 2 if asked).
@@ -251,31 +324,136 @@ def reduce_sequences(sequence_ids, settings=None, *, recipe=None, level2_recipe=
 
     from .recipes import MASTER_CUBE
 
-    settings = settings or load_settings()
-    recipe = recipe or MASTER_CUBE
-    if not sequence_ids:
-        return []
-    if not use_dask:
-        return [_safe_reduce(s, settings, recipe, level2_recipe, skip_current)
-                for s in sequence_ids]
-    import uuid
+    def lost(s, exc):
+        return {"sequence_id": s, "status": "failed", "run_id": None,
+                "error": f"{type(exc).__name__}: {exc}", "products": [], "flags": [],
+                "timings": {}}
 
-    client, cluster = _client(settings, n_workers)
-    batch = uuid.uuid4().hex[:8]  # keys unique per batch on a shared scheduler
+    return map_sequences(_safe_reduce, sequence_ids, settings or load_settings(),
+                         n_workers=n_workers, use_dask=use_dask, name="reduce", lost=lost,
+                         recipe=recipe or MASTER_CUBE, level2_recipe=level2_recipe,
+                         skip_current=skip_current)
+
+
+# --- reductions on request -----------------------------------------------------------------
+
+def _reusable_level1(conn, sequence_id, recipe, params):
+    """The archive's current master-cube and PSF rows when made from the sequence's
+    current inputs by ``recipe`` with ``params``; else None."""
+    from .level1_run import sequence_digest
+    from .level2_run import current_level1
+    from .sequence_io import load_sequence
+
+    if params != recipe.params:
+        return None
+    level1 = current_level1(conn, sequence_id)
+    if set(level1) != {"master_cube", "psf_cube"}:
+        return None
+    row = conn.execute("SELECT inputs_digest FROM sphere.runs WHERE run_id = %s",
+                       (level1["master_cube"]["run_id"],)).fetchone()
+    digest = sequence_digest(load_sequence(conn, sequence_id), recipe)
+    return level1 if row and row[0] == digest else None
+
+
+def _request_problem(arm, level1_recipe, level1_params, level2_params):
+    """Why the parameters do not apply to a sequence of ``arm`` (None: they do)."""
+    if arm not in ("IRDIS", "IFS"):
+        return f"the engine reduces IRDIS and IFS sequences, not {arm}"
+    if type(level1_params) is not type(level1_recipe.params):
+        return (f"level-1 parameters {type(level1_params).__name__} do not apply to {arm} "
+                f"(its recipe {level1_recipe.name} takes "
+                f"{type(level1_recipe.params).__name__})")
+    if arm == "IFS":
+        from .recipes import IFS_LEVEL2
+
+        wrong = sorted({p.algorithm for p in level2_params} - {IFS_LEVEL2.params.algorithm})
+        if wrong:
+            return (f"IFS sequences are post-processed by PCA-ASDI only (the request asks "
+                    f"for {', '.join(wrong)}): ask for 'pca' or 'pca_asdi'")
+    return None
+
+
+def reduce_for_request(sequence_id, level1_params=None, level2_params=(), *, settings, target):
+    """Dask task: reduce one sequence for a reduction request; never raises.
+
+    Level 1 runs through the arm's master-cube recipe (IRDIS:
+    `~reduction.level1_run.reduce_sequence`; IFS cubes of ``sph_ifs_science_dr``:
+    `~reduction.level1_ifs_run.reduce_ifs_sequence`) unless ``level1_params``
+    are the recipe's own and the sequence's current master cube was made from
+    its current inputs with them: that master cube and PSF are then reused.
+    Each level-2 run (`~reduction.level2_run.reduce_level2`; IFS: PCA-ASDI and
+    candidate spectra) post-processes that master cube.
+
+    The per-sequence arguments come first and the shared ones are keywords, as
+    `map_sequences` calls it: ``map_sequences(reduce_for_request, ids, settings,
+    level1_list, level2_lists, target=target)``.
+
+    Parameters
+    ----------
+    sequence_id : str
+    level1_params : dataclass, optional
+        `~reduction.level1.MasterCubeParams` (IRDIS) or
+        `~reduction.level1.ifs.IfsCubeParams` (IFS); default the arm's recipe's
+        (`~reduction.targets.request_params` makes both from a request).
+    level2_params : list of `~reduction.level2.Level2Params`
+        One level-2 run each; IFS takes PCA-ASDI only.
+    settings : `archive.config.Settings`
+    target : `~reduction.targets.ProductTarget`
+        The request's (`~reduction.targets.ProductTarget.for_request`).
+
+    Returns
+    -------
+    result : dict
+        ``sequence_id``, ``status`` ('done' when every level-2 run wrote its
+        products, 'partial', 'failed'), ``run_ids``, ``product_ids``,
+        ``reused_level1`` (product id of the archive's master cube, or None)
+        and ``error`` (plain words, or None; parameters that do not apply to
+        the sequence's arm are said here, and nothing runs).
+    """
+    from archive.db import Database
+
+    from .level1_ifs_run import reduce_ifs_sequence
+    from .level1_run import reduce_sequence
+    from .level2_run import reduce_level2
+    from .recipes import LEVEL2, MASTER_CUBE, recipes_for_arm
+
+    out = {"sequence_id": sequence_id, "status": "failed", "run_ids": [], "product_ids": [],
+           "reused_level1": None, "error": None}
     try:
-        futures = client.map(_safe_reduce, sequence_ids, settings=settings, recipe=recipe,
-                             level2_recipe=level2_recipe, skip_current=skip_current,
-                             pure=False, key=[f"reduce-{s}-{batch}" for s in sequence_ids])
-        results = []
-        for s, fut in zip(sequence_ids, futures):
-            try:
-                results.append(fut.result())
-            except Exception as exc:  # worker died: the task is lost, say so
-                results.append({"sequence_id": s, "status": "failed", "run_id": None,
-                                "error": f"{type(exc).__name__}: {exc}", "products": [],
-                                "flags": [], "timings": {}})
-        return results
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        arm = _arm(settings, sequence_id)
+        if arm is None:
+            out["error"] = "no longer in the archive"
+            return out
+        recipe1, recipe2 = recipes_for_arm(arm, MASTER_CUBE, LEVEL2)
+        level1_params = recipe1.params if level1_params is None else level1_params
+        out["error"] = _request_problem(arm, recipe1, level1_params, level2_params)
+        if out["error"]:
+            return out
+        with Database(settings).connect(autocommit=True) as conn:
+            rows = _reusable_level1(conn, sequence_id, recipe1, level1_params)
+        if rows is not None:
+            out["reused_level1"] = rows["master_cube"]["product_id"]
+            level1_ids = [r["product_id"] for r in rows.values()]
+        else:
+            reduce1 = reduce_ifs_sequence if arm == "IFS" else reduce_sequence
+            r1 = reduce1(sequence_id, settings, recipe=recipe1, params=level1_params,
+                         target=target)
+            out["run_ids"] += [r1.run_id] if r1.run_id else []
+            out["product_ids"] += r1.products
+            if r1.status != "done":
+                out["error"] = f"level 1 {r1.status}: {r1.error}"
+                return out
+            level1_ids = r1.products
+        ok = []
+        for p in level2_params:
+            r2 = reduce_level2(sequence_id, settings, recipe=recipe2, params=p, target=target,
+                               level1_products=level1_ids)
+            out["run_ids"] += [r2.run_id] if r2.run_id else []
+            out["product_ids"] += r2.products
+            ok.append(r2.status == "done")
+            if r2.status != "done":
+                out["error"] = f"level 2 ({p.algorithm}, ncomp {p.ncomp}) {r2.status}: {r2.error}"
+        out["status"] = "done" if all(ok) else "partial" if any(ok) else "failed"
+    except Exception as exc:  # the database vanished: nothing more can be recorded
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out

@@ -15,6 +15,7 @@ import time
 from .exceptions import ReductionRefused
 from .level1_run import run_level1
 from .recipes import IFS_MASTER_CUBE
+from .targets import ARCHIVE
 
 __all__ = ["reduce_ifs_sequence", "ifs_refusal"]
 
@@ -45,7 +46,8 @@ def ifs_refusal(inputs):
     return None
 
 
-def reduce_ifs_sequence(sequence_id, settings=None, *, recipe=IFS_MASTER_CUBE):
+def reduce_ifs_sequence(sequence_id, settings=None, *, recipe=IFS_MASTER_CUBE, params=None,
+                        target=ARCHIVE):
     """Reduce one IFS sequence to registered level-1 products.
 
     Parameters
@@ -56,6 +58,10 @@ def reduce_ifs_sequence(sequence_id, settings=None, *, recipe=IFS_MASTER_CUBE):
         Database and products folder (default: from the environment).
     recipe : `~reduction.recipes.Recipe`, optional
         The IFS master-cube recipe and its `~reduction.level1.ifs.IfsCubeParams`.
+    params : `~reduction.level1.ifs.IfsCubeParams`, optional
+        Replace the recipe's parameters.
+    target : `~reduction.targets.ProductTarget`, optional
+        Where the products go (default the archive's current products).
 
     Returns
     -------
@@ -96,4 +102,6 @@ def reduce_ifs_sequence(sequence_id, settings=None, *, recipe=IFS_MASTER_CUBE):
         # Already calibrated by ESO's pipeline: no calibration product of ours is used.
         return cube, [], flags + cube.flags
 
-    return run_level1(sequence_id, settings, recipe, build)
+    if params is not None:
+        recipe = recipe.with_params(params)
+    return run_level1(sequence_id, settings, recipe, build, target=target)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .exceptions import ReductionRefused
 from .recipes import MASTER_CUBE, inputs_digest
+from .targets import ARCHIVE
 
 __all__ = ["RunResult", "reduce_sequence", "sequence_digest", "master_cube_hdul"]
 
@@ -281,7 +282,8 @@ def _preview_fields(images, wavelengths_um):
             [f"mean of {len(images)} channels {names[0]}-{names[-1]}", names[0], names[-1]])
 
 
-def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
+def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE, params=None,
+                    target=ARCHIVE):
     """Reduce one IRDIS sequence to registered level-1 products.
 
     Parameters
@@ -293,6 +295,11 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
         explicitly so that Dask workers use the client's archive.
     recipe : `~reduction.recipes.Recipe`, optional
         The master-cube recipe and its `~reduction.level1.MasterCubeParams`.
+    params : `~reduction.level1.MasterCubeParams`, optional
+        Replace the recipe's parameters.
+    target : `~reduction.targets.ProductTarget`, optional
+        Where the products go (default the archive's current products; a
+        request's with `~reduction.targets.ProductTarget.for_request`).
 
     Returns
     -------
@@ -329,10 +336,12 @@ def reduce_sequence(sequence_id, settings=None, *, recipe=MASTER_CUBE):
         flags = sorted(set(plan.flags)) + [f for f in cube.flags if f not in plan.flags]
         return cube, used, flags
 
-    return run_level1(sequence_id, settings, recipe, build)
+    if params is not None:
+        recipe = recipe.with_params(params)
+    return run_level1(sequence_id, settings, recipe, build, target=target)
 
 
-def run_level1(sequence_id, settings, recipe, build):
+def run_level1(sequence_id, settings, recipe, build, *, target=ARCHIVE):
     """The frame of a level-1 run, whatever the arm: run record, products, outcome.
 
     Parameters
@@ -346,6 +355,8 @@ def run_level1(sequence_id, settings, recipe, build):
         master cube of the sequence's `~reduction.sequence_io.SequenceInputs`,
         the calibration products it used and its quality flags; raises
         `ReductionRefused` for a sequence the recipe cannot reduce.
+    target : `~reduction.targets.ProductTarget`, optional
+        Names, folder, currency and digest of the products (default the archive's).
 
     Returns
     -------
@@ -368,16 +379,17 @@ def run_level1(sequence_id, settings, recipe, build):
             inputs = load_sequence(conn, sequence_id)
         except SequenceNotFound as exc:
             return RunResult(sequence_id, "failed", error=str(exc))
-        run = start_run(conn, recipe, sequence_digest(inputs, recipe), sequence_id=sequence_id)
+        run = start_run(conn, recipe, target.inputs_digest(recipe, inputs.checksums()),
+                        sequence_id=sequence_id)
         result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
         try:
             cube, used, flags = build(conn, settings, inputs, timings)
             t = time.monotonic()
-            products = _write_products(conn, settings.products_dir, inputs, cube, used, recipe,
-                                       run, flags)
+            products = target.apply(_write_products(conn, target.folder(settings.products_dir),
+                                                    inputs, cube, used, recipe, run, flags))
             timings["write"] = round(time.monotonic() - t, 3)
             with conn.transaction():
-                result.products = register_products(conn, products)
+                result.products = register_products(conn, products, supersede=target.supersede)
                 finish_run(conn, run, "done", quality_flags=flags, timings=timings)
             result.status, result.flags = "done", flags
         except ReductionRefused as exc:

@@ -9,7 +9,10 @@ spectrum of every candidate (a VOTable of type ``spectrum``, served by SSA,
 named ``<candidate_id>.spectrum.v<version>``), and registers them with the
 run, the ``sphere.detection_limits`` rows and the ``sphere.candidates`` rows
 in one transaction; the sequence's earlier rows (and spectra) are replaced
-in that transaction. Like level 1 it never raises for the sequence's own
+in that transaction. For a reduction request
+(`reduction.targets.ProductTarget.for_request`) it reads the request's own
+master cube and writes private products apart, nothing current replaced and
+no table row. Like level 1 it never raises for the sequence's own
 problems: the run is recorded ``failed``.
 """
 import dataclasses
@@ -20,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .recipes import LEVEL2, inputs_digest, recipes_for_arm
+from .targets import ARCHIVE
 
-__all__ = ["ALGORITHM_NAMES", "current_level1", "level2_digest", "field_filters",
+__all__ = ["ALGORITHM_NAMES", "current_level1", "level1_rows", "level2_digest", "field_filters",
            "reduce_level2", "candidate_rows", "limit_rows"]
 
 #: Name recorded in ``algorithm`` columns for each `Level2Params.algorithm`.
@@ -47,6 +51,31 @@ def current_level1(conn, sequence_id):
             "SELECT * FROM sphere.products WHERE sequence_id = %s AND is_current AND "
             "product_type IN ('master_cube', 'psf_cube') ORDER BY version",
             (sequence_id,)).fetchall()
+    return {r["product_type"]: r for r in rows}
+
+
+def level1_rows(conn, product_ids):
+    """The master-cube and PSF-cube rows among given products (current or not).
+
+    Parameters
+    ----------
+    conn : `psycopg.Connection`
+    product_ids : iterable of str
+        ``sphere.products.product_id`` of a level-1 run's products.
+
+    Returns
+    -------
+    rows : dict
+        As `current_level1`: ``{'master_cube': row, 'psf_cube': row}``, a type
+        missing when none of the products is of it.
+    """
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT * FROM sphere.products WHERE product_id = ANY(%s) AND "
+            "product_type IN ('master_cube', 'psf_cube') ORDER BY version",
+            (list(product_ids),)).fetchall()
     return {r["product_type"]: r for r in rows}
 
 
@@ -420,8 +449,9 @@ def read_level1(products_dir, level1):
     return header, cube, derot_deg, wavelengths_um, psf
 
 
-def reduce_level2(sequence_id, settings=None, *, recipe=None):
-    """Post-process a sequence's current master cube to registered level-2 products.
+def reduce_level2(sequence_id, settings=None, *, recipe=None, params=None, target=ARCHIVE,
+                  level1_products=None):
+    """Post-process a sequence's master cube to registered level-2 products.
 
     Parameters
     ----------
@@ -432,11 +462,22 @@ def reduce_level2(sequence_id, settings=None, *, recipe=None):
         The level-2 recipe and its `~reduction.level2.Level2Params`; default
         the arm's (`~reduction.recipes.LEVEL2` for IRDIS,
         `~reduction.recipes.IFS_LEVEL2` for IFS).
+    params : `~reduction.level2.Level2Params`, optional
+        Replace the recipe's parameters.
+    target : `~reduction.targets.ProductTarget`, optional
+        Where the products go. The archive's (default) makes them current,
+        retires the sequence's older spectra and replaces its
+        ``sphere.candidates`` and ``sphere.detection_limits`` rows; a
+        request's (`~reduction.targets.ProductTarget.for_request`) does none of
+        that.
+    level1_products : list of str, optional
+        ``product_id`` of the master cube and PSF cube to post-process
+        (e.g. a request's own); default the sequence's current ones.
 
     Returns
     -------
     result : `~reduction.level1_run.RunResult`
-        ``status`` 'done', 'skipped' (no current master cube: level 1 was
+        ``status`` 'done', 'skipped' (no master cube and PSF: level 1 was
         refused or never ran; no run recorded) or 'failed' (recorded with its
         error); never raises for the sequence's own problems.
 
@@ -457,15 +498,21 @@ def reduce_level2(sequence_id, settings=None, *, recipe=None):
     settings = settings or load_settings()
     timings = {}
     with Database(settings).connect(autocommit=True) as conn:
-        level1 = current_level1(conn, sequence_id)
+        level1 = (current_level1(conn, sequence_id) if level1_products is None
+                  else level1_rows(conn, level1_products))
         if set(level1) != {"master_cube", "psf_cube"}:
+            which = "current " if level1_products is None else ""
             return RunResult(sequence_id, "skipped",
-                             error="no current master cube and PSF (level 1 not done)")
+                             error=f"no {which}master cube and PSF (level 1 not done)")
         with conn.cursor(row_factory=dict_row) as cur:
             seq = cur.execute("SELECT * FROM sphere.sequences WHERE sequence_id = %s",
                               (sequence_id,)).fetchone()
         recipe = recipe or recipes_for_arm(seq["arm"], level2=LEVEL2)[1]
-        run = start_run(conn, recipe, level2_digest(level1, recipe), sequence_id=sequence_id)
+        if params is not None:
+            recipe = recipe.with_params(params)
+        run = start_run(conn, recipe,
+                        target.inputs_digest(recipe, [r["checksum"] for r in level1.values()]),
+                        sequence_id=sequence_id)
         result = RunResult(sequence_id, "failed", run_id=run["run_id"], timings=timings)
         try:
             t = time.monotonic()
@@ -492,22 +539,28 @@ def reduce_level2(sequence_id, settings=None, *, recipe=None):
                 timings["spectra"] = round(time.monotonic() - t, 3)
             del cube
             t = time.monotonic()
-            products, cands, limits = _write(conn, settings.products_dir, seq, level1,
-                                             results, header, recipe, run, spectra)
+            products, cands, limits = _write(conn, target.folder(settings.products_dir), seq,
+                                             level1, results, header, recipe, run, spectra)
+            target.apply(products)
             timings["write"] = round(time.monotonic() - t, 3)
             version = products[0].row["version"] if products else None
             with conn.transaction():
-                # spectra are per candidate: a rerun may find fewer, none stays current
-                conn.execute("UPDATE sphere.products SET is_current = false WHERE "
-                             "sequence_id = %s AND product_type = 'spectrum' AND version < %s",
-                             (sequence_id, version))
-                conn.execute("DELETE FROM sphere.candidates WHERE sequence_id = %s",
-                             (sequence_id,))
-                conn.execute("DELETE FROM sphere.detection_limits WHERE sequence_id = %s",
-                             (sequence_id,))
-                result.products = register_products(conn, products)
-                _insert(conn, "sphere.candidates", cands)
-                _insert(conn, "sphere.detection_limits", limits)
+                if target.supersede:
+                    # spectra are per candidate: a rerun may find fewer, none stays current
+                    conn.execute("UPDATE sphere.products SET is_current = false WHERE "
+                                 "sequence_id = %s AND product_type = 'spectrum' AND "
+                                 "version < %s", (sequence_id, version))
+                # a request's candidates and limits stay in its files: the tables hold
+                # the archive's reduction, one set per sequence
+                if target.write_tables:
+                    conn.execute("DELETE FROM sphere.candidates WHERE sequence_id = %s",
+                                 (sequence_id,))
+                    conn.execute("DELETE FROM sphere.detection_limits WHERE sequence_id = %s",
+                                 (sequence_id,))
+                result.products = register_products(conn, products, supersede=target.supersede)
+                if target.write_tables:
+                    _insert(conn, "sphere.candidates", cands)
+                    _insert(conn, "sphere.detection_limits", limits)
                 finish_run(conn, run, "done", timings=timings)
             result.status = "done"
         except Exception as exc:  # failure isolation: record it, let the batch go on

@@ -2,40 +2,48 @@
 
 Each server process runs `RequestWorker` threads. One claims the queued
 request of highest priority (`archive.requests.claim_next`, ``FOR UPDATE SKIP
-LOCKED``: each request runs once whatever the number of processes), reduces
-its sequences, one Dask task per sequence, on the engine's cluster
-(`reduction.engine`: a local cluster, or ``SPHEREDC_DASK_SCHEDULER``) and
-marks it done or failed with a reason in plain words. Another thread sends
-the outbox by SMTP when ``SPHEREDC_SMTP`` is set; a failure is recorded in
-``send_error`` and tried again later, and never holds up a reduction.
+LOCKED``: each request runs once whatever the number of processes), checks
+that its sequences are still the programme's and reducible (raw IRDIS
+frames, or IFS cubes of ESO's ``sph_ifs_science_dr``), and has the engine
+reduce them, one Dask task per sequence (`reduction.engine.map_sequences` of
+`reduction.engine.reduce_for_request`: a local cluster, or
+``SPHEREDC_DASK_SCHEDULER``) with the request's parameters for each arm
+(`reduction.targets.request_params`; for IFS, level 2 is PCA-ASDI and writes
+the candidates' spectra). It then marks the request done or failed with a
+reason in plain words. Another thread sends the outbox by SMTP when
+``SPHEREDC_SMTP`` is set; a failure is recorded in ``send_error`` and tried
+again later, and never holds up a reduction.
 
 A request's products are private to its programme and never replace the
-archive's own (homogeneous) reduction:
+archive's own (homogeneous) reduction; the engine makes them so through the
+request's `reduction.targets.ProductTarget` (`ProductTarget.for_request`):
 
 - they are registered with ``is_current = false`` and without superseding
   anything (`reduction.products.register_products` with ``supersede=False``),
   so the archive's current version of every product of the sequence stays
   current, and the engine's level 2 (which reads the *current* master cube)
   never picks a request's master cube;
-- their identifiers are the engine's prefixed with ``req<N>.`` and their files
-  are under ``products/requests/<N>/`` (same layout as the archive's below
-  it), so two reductions of one sequence never share a name or a file; their
-  version numbers come from the same per-sequence count as the archive's
-  (`reduction.products.next_version`), the archive's next version simply
-  skipping theirs;
+- their identifiers are the engine's prefixed with ``req<N>.`` (spectra
+  included) and their files are under ``products/requests/<N>/`` (same
+  layout as the archive's below it), so two reductions of one sequence never
+  share a name or a file; their version numbers come from the same
+  per-sequence count as the archive's (`reduction.products.next_version`),
+  the archive's next version simply skipping theirs;
 - their runs' inputs digests include ``request:<N>``, so ``spheredc reduce
   --pending`` never takes a request's run for the archive's;
 - their ``prog_id`` is the sequence's and their ``release_date`` the later of
-  the data's release date and the time of their registration plus
+  the data's release date and the request's start plus
   `archive.access.PROPRIETARY_DAYS`;
 - candidates and detection limits are not written to ``sphere.candidates``
   and ``sphere.detection_limits`` (those tables hold the archive's reduction,
   one set per sequence); the request's final images, S/N maps, contrast
-  curves and HCI-FITS files carry them.
+  curves, HCI-FITS files and spectra carry them.
 
 When a request keeps the archive's level-1 parameters and the sequence's
 current master cube was made from the sequence's current inputs with them,
-that master cube and PSF are reused and only level 2 runs.
+that master cube and PSF are reused and only level 2 runs. Parameters that do
+not apply to a sequence's arm (an IFS sequence is post-processed by PCA-ASDI
+only; 'pca' means that for IFS) leave it unreduced, with a note in the outcome.
 
 A request left ``running`` by a process that died is queued again when a
 worker starts (`RequestWorker.recover`); the database being down is logged
@@ -48,233 +56,19 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 from vo.uws_runner import pid_alive
 
-__all__ = ['RequestWorker', 'Outcome', 'execute_request', 'reduce_for_request',
-           'level1_params', 'level2_params', 'send_outbox', 'REQUESTS_DIR']
+__all__ = ['RequestWorker', 'Outcome', 'execute_request', 'send_outbox']
 
 log = logging.getLogger(__name__)
 
-#: Folder of the requests' products under the products folder.
-REQUESTS_DIR = 'requests'
 #: Messages sent per SMTP connection.
 _MAIL_BATCH = 20
 
 
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-# --- parameters ---------------------------------------------------------------------------
-
-def level1_params(parameters):
-    """`~reduction.level1.params.MasterCubeParams` of a request's parameters.
-
-    The archive's own (``MASTER_CUBE.params``) unless the request sets frame
-    selection options.
-    """
-    from reduction.recipes import MASTER_CUBE
-
-    selection = parameters.get('frame_selection')
-    if not selection:
-        return MASTER_CUBE.params
-    base = MASTER_CUBE.params
-    return dataclasses.replace(base, selection=dataclasses.replace(base.selection, **selection))
-
-
-def level2_params(parameters):
-    """`~reduction.level2.params.Level2Params` of a request: one per component count."""
-    from reduction.recipes import LEVEL2
-
-    components = parameters.get('components')
-    counts = components if isinstance(components, list) else [components]
-    return [dataclasses.replace(LEVEL2.params, algorithm=parameters.get('algorithm', 'pca'),
-                                ncomp=n) for n in counts]
-
-
-# --- one sequence (a Dask task) ----------------------------------------------------------
-
-def _digest(recipe, checksums, request_id):
-    from reduction.recipes import inputs_digest
-
-    # The request's number is part of the inputs: its run never settles the archive's work.
-    return inputs_digest(recipe, [*checksums, f'request:{request_id}'])
-
-
-def _release_date(sequence):
-    from archive.access import PROPRIETARY_DAYS
-
-    floor = _utcnow() + datetime.timedelta(days=PROPRIETARY_DAYS)
-    data = sequence.get('release_date')
-    return max(data, floor) if data is not None else floor
-
-
-def _make_private(products, request_id, release_date):
-    """Request products: own ids and folder, not current, private to the programme."""
-    for p in products:
-        p.row.update(product_id=f"req{request_id}.{p.row['product_id']}",
-                     path=str(Path(REQUESTS_DIR) / str(request_id) / p.row['path']),
-                     is_current=False, release_date=release_date)
-
-
-def _product_rows(conn, product_ids):
-    from psycopg.rows import dict_row
-
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute('SELECT * FROM sphere.products WHERE product_id = ANY(%s)',
-                           (list(product_ids),)).fetchall()
-    return {r['product_type']: r for r in rows if r['product_type'] in ('master_cube',
-                                                                         'psf_cube')}
-
-
-def _reusable_level1(conn, sequence_id, params):
-    """The archive's current master cube and PSF if made from the current inputs with
-    ``params``; else None."""
-    from reduction.level1_run import sequence_digest
-    from reduction.level2_run import current_level1
-    from reduction.recipes import MASTER_CUBE
-    from reduction.sequence_io import load_sequence
-
-    if params != MASTER_CUBE.params:
-        return None
-    level1 = current_level1(conn, sequence_id)
-    if set(level1) != {'master_cube', 'psf_cube'}:
-        return None
-    row = conn.execute('SELECT inputs_digest FROM sphere.runs WHERE run_id = %s',
-                       (level1['master_cube']['run_id'],)).fetchone()
-    digest = sequence_digest(load_sequence(conn, sequence_id), MASTER_CUBE)
-    return level1 if row and row[0] == digest else None
-
-
-def _request_level1(conn, settings, request_id, sequence_id, params, out):
-    """Level 1 for the request; the master-cube and PSF rows, or None (``out`` says why)."""
-    import warnings
-
-    from reduction.level1 import build_master_cube
-    from reduction.level1.exceptions import Level1Warning
-    from reduction.level1_run import _calibrations, _write_products
-    from reduction.policy import plan_calibrations
-    from reduction.products import register_products
-    from reduction.provenance import fail_run, finish_run, start_run
-    from reduction.recipes import MASTER_CUBE
-    from reduction.sequence_io import load_sequence, raw_file
-
-    recipe = MASTER_CUBE.with_params(params)
-    inputs = load_sequence(conn, sequence_id)
-    run = start_run(conn, recipe, _digest(recipe, inputs.checksums(), request_id),
-                    sequence_id=sequence_id)
-    out['run_ids'].append(run['run_id'])
-    timings = {}
-    try:
-        plan = plan_calibrations(inputs.sequence, inputs.files, inputs.associations)
-        if plan.refused:
-            with conn.transaction():
-                finish_run(conn, run, 'refused', error=plan.refused)
-            out['error'] = f'level 1 refused: {plan.refused}'
-            return None
-        calibs, used = _calibrations(conn, settings.products_dir, inputs, plan, timings)
-        files = [raw_file(f) for f in inputs.files if f['dpr_type'] != 'SKY']
-        t = time.monotonic()
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Level1Warning)  # kept in cube.flags
-            cube = build_master_cube(files, calibs, params=recipe.params)
-        timings['master_cube'] = round(time.monotonic() - t, 3)
-        flags = sorted(set(plan.flags)) + [f for f in cube.flags if f not in plan.flags]
-        folder = Path(settings.products_dir) / REQUESTS_DIR / str(request_id)
-        products = _write_products(conn, folder, inputs, cube, used, recipe, run, flags)
-        _make_private(products, request_id, _release_date(inputs.sequence))
-        with conn.transaction():
-            ids = register_products(conn, products, supersede=False)
-            finish_run(conn, run, 'done', quality_flags=flags, timings=timings)
-        out['product_ids'] += ids
-        return _product_rows(conn, ids)
-    except Exception as exc:  # recorded on the run; the other sequences go on
-        out['error'] = 'level 1 failed: ' + fail_run(conn, run, exc, timings)
-        return None
-
-
-def _request_level2(conn, settings, request_id, sequence_id, level1, params, out):
-    """One level-2 run of the request on ``level1``; True when its products are written."""
-    from psycopg.rows import dict_row
-
-    from reduction.level2_run import _run_fields, _write, field_filters, read_level1
-    from reduction.products import register_products
-    from reduction.provenance import fail_run, finish_run, start_run
-    from reduction.recipes import LEVEL2
-
-    recipe = LEVEL2.with_params(params)
-    run = start_run(conn, recipe, _digest(recipe, [r['checksum'] for r in level1.values()],
-                                          request_id), sequence_id=sequence_id)
-    out['run_ids'].append(run['run_id'])
-    timings = {}
-    try:
-        with conn.cursor(row_factory=dict_row) as cur:
-            seq = cur.execute('SELECT * FROM sphere.sequences WHERE sequence_id = %s',
-                              (sequence_id,)).fetchone()
-        header, cube, derot_deg, wavelengths_um, psf = read_level1(settings.products_dir, level1)
-        # As the engine's level 2: the star is where the OBJECT frames point.
-        if header.get('RA') is not None and header.get('DEC') is not None:
-            seq = dict(seq, ra=float(header['RA']), dec=float(header['DEC']))
-        t = time.monotonic()
-        results = _run_fields(cube, derot_deg, psf, float(header['PIXSCAL']), wavelengths_um,
-                              field_filters(seq.get('filter'), cube.shape[0]), recipe.params)
-        timings['postprocess'] = round(time.monotonic() - t, 3)
-        folder = Path(settings.products_dir) / REQUESTS_DIR / str(request_id)
-        # Candidates and limits stay in the request's files: the tables hold the archive's.
-        products, _candidates, _limits = _write(conn, folder, seq, level1, results, header,
-                                                recipe, run)
-        _make_private(products, request_id, _release_date(seq))
-        with conn.transaction():
-            out['product_ids'] += register_products(conn, products, supersede=False)
-            finish_run(conn, run, 'done', timings=timings)
-        return True
-    except Exception as exc:
-        error = fail_run(conn, run, exc, timings)
-        out['error'] = f'level 2 ({params.algorithm}, ncomp {params.ncomp}) failed: {error}'
-        return False
-
-
-def reduce_for_request(sequence_id, settings, request_id, level1, level2):
-    """Dask task: reduce one sequence for a request; never raises.
-
-    Parameters
-    ----------
-    sequence_id : str
-    settings : archive.config.Settings
-    request_id : int
-    level1 : reduction.level1.params.MasterCubeParams
-    level2 : list of reduction.level2.params.Level2Params
-        One level-2 run each.
-
-    Returns
-    -------
-    dict
-        ``sequence_id``, ``status`` ('done' when every level-2 run wrote its
-        products, 'partial', 'failed'), ``run_ids``, ``product_ids``,
-        ``reused_level1`` (product id of the archive's master cube, or None)
-        and ``error`` (plain words, or None).
-    """
-    from archive.db import Database
-
-    out = {'sequence_id': sequence_id, 'status': 'failed', 'run_ids': [], 'product_ids': [],
-           'reused_level1': None, 'error': None}
-    try:
-        with Database(settings).connect(autocommit=True) as conn:
-            rows = _reusable_level1(conn, sequence_id, level1)
-            if rows is not None:
-                out['reused_level1'] = rows['master_cube']['product_id']
-            else:
-                rows = _request_level1(conn, settings, request_id, sequence_id, level1, out)
-            if rows is None:
-                return out
-            ok = [_request_level2(conn, settings, request_id, sequence_id, rows, p, out)
-                  for p in level2]
-            out['status'] = 'done' if all(ok) else 'partial' if any(ok) else 'failed'
-    except Exception as exc:  # the database vanished: nothing more can be recorded
-        out['error'] = f'{type(exc).__name__}: {exc}'
-    return out
 
 
 # --- one request -----------------------------------------------------------------------
@@ -290,24 +84,28 @@ class Outcome:
 
 
 def _reducible(conn, request):
-    """(sequence ids the engine can reduce, notes on the others)."""
+    """({sequence id: arm} of those the engine can reduce, notes on the others)."""
     rows = {r[0]: r[1:] for r in conn.execute(
         'SELECT sequence_id, arm, level, prog_id FROM sphere.sequences '
         'WHERE sequence_id = ANY(%s)', (list(request.sequence_ids),)).fetchall()}
-    ok, notes = [], []
+    ok, notes = {}, []
     for sid in request.sequence_ids:
-        prog = rows[sid][2] or '' if sid in rows else ''
+        arm, level, prog = rows.get(sid, (None, None, None))
+        prog = prog or ''
         if sid not in rows:
             notes.append(f'{sid}: no longer in the archive')
         elif prog != request.prog_id and prog.split('(')[0] != request.prog_id:
             notes.append(f'{sid}: not data of programme {request.prog_id}')
-        elif rows[sid][0] != 'IRDIS':
-            notes.append(f'{sid}: reductions on request handle IRDIS sequences only for now '
-                         f'(this one is {rows[sid][0]}); the archive reduces it itself')
-        elif rows[sid][1] == 'reduced':
+        elif arm not in ('IRDIS', 'IFS'):
+            notes.append(f'{sid}: the engine reduces IRDIS and IFS sequences, not {arm}')
+        elif arm == 'IRDIS' and level == 'reduced':
             notes.append(f'{sid}: its files were already reduced upstream')
+        elif arm == 'IFS' and level != 'reduced':
+            # as the engine's IFS recipe: it starts from ESO's calibrated cubes
+            notes.append(f'{sid}: raw IFS frames; the engine reduces the cubes of ESO\'s '
+                         'sph_ifs_science_dr only')
         else:
-            ok.append(sid)
+            ok[sid] = arm
     return ok, notes
 
 
@@ -331,6 +129,8 @@ def execute_request(request, database, *, n_workers=None, use_dask=True):
         When the configured Dask scheduler cannot be reached (try again later).
     """
     from archive.accounts import get_user
+    from reduction.engine import local_cluster_size, map_sequences, reduce_for_request
+    from reduction.targets import ProductTarget, request_params
 
     settings = database.settings
     with database.connect(autocommit=True, connect_timeout=10) as conn:
@@ -342,20 +142,23 @@ def execute_request(request, database, *, n_workers=None, use_dask=True):
     if not todo:
         return Outcome('failed', note='nothing the engine can reduce: ' + '; '.join(notes)
                        if notes else 'the request covers no sequence')
-    level1 = level1_params(request.parameters)
-    level2 = level2_params(request.parameters)
-    results = _run_tasks(todo, settings, request.request_id, level1, level2, n_workers,
-                         use_dask)
+    ids = list(todo)
+    params = [request_params(todo[s], request.parameters) for s in ids]
+    n = n_workers or min(len(ids), local_cluster_size()[0])
+    results = map_sequences(reduce_for_request, ids, settings, [p[0] for p in params],
+                            [p[1] for p in params], n_workers=n, use_dask=use_dask,
+                            name=f'request-{request.request_id}',
+                            target=ProductTarget.for_request(request.request_id))
     outcome = Outcome('failed')
     for r in results:
-        outcome.run_ids += r['run_ids']
-        outcome.product_ids += r['product_ids']
+        outcome.run_ids += r.get('run_ids', [])
+        outcome.product_ids += r.get('product_ids', [])
         if r['error']:
             notes.append(f"{r['sequence_id']}: {r['error'].splitlines()[0]}")
     done = [r for r in results if r['status'] in ('done', 'partial')]
     if done:
         outcome.status = 'done'
-        reused = [r['sequence_id'] for r in results if r['reused_level1']]
+        reused = [r['sequence_id'] for r in results if r.get('reused_level1')]
         summary = f'{len(done)} of {len(results)} sequences reduced'
         if reused:
             summary += f" (level 1 of the archive reused for {', '.join(reused)})"
@@ -363,37 +166,6 @@ def execute_request(request, database, *, n_workers=None, use_dask=True):
     else:
         outcome.note = '; '.join(notes) or 'no product was written'
     return outcome
-
-
-def _run_tasks(sequence_ids, settings, request_id, level1, level2, n_workers, use_dask):
-    if not use_dask:
-        return [reduce_for_request(s, settings, request_id, level1, level2)
-                for s in sequence_ids]
-    import uuid
-
-    from reduction.engine import _client, local_cluster_size
-
-    n = n_workers or min(len(sequence_ids), local_cluster_size()[0])
-    client, cluster = _client(settings, n)
-    batch = uuid.uuid4().hex[:8]  # unique keys on a shared scheduler
-    try:
-        futures = client.map(reduce_for_request, sequence_ids, settings=settings,
-                             request_id=request_id, level1=level1, level2=level2, pure=False,
-                             key=[f'request-{request_id}-{s}-{batch}' for s in sequence_ids])
-        results = []
-        for sid, fut in zip(sequence_ids, futures):
-            try:
-                results.append(fut.result())
-            except Exception as exc:  # the worker died: say so for this sequence
-                results.append({'sequence_id': sid, 'status': 'failed', 'run_ids': [],
-                                'product_ids': [], 'reused_level1': None,
-                                'error': f'the Dask worker was lost ({type(exc).__name__}: '
-                                         f'{exc})'})
-        return results
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # --- mail ----------------------------------------------------------------------------------
