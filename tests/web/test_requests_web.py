@@ -163,6 +163,53 @@ def test_pi_request_runs_on_the_engine_and_stays_private(portal_server, portal_a
     assert resp.status_code == 200 and resp.content.startswith(b'SIMPLE')
 
 
+def test_ifs_request_runs_pca_asdi_with_spectra(portal_server, portal_archive):
+    """An IFS sequence's PI asks for its reduction; the archive's master cube is reused."""
+    from archive import accounts
+    from archive.request_rules import MODES
+
+    base, archive = portal_server, portal_archive
+    rows = archive.query("SELECT sequence_id, split_part(prog_id, '(', 1), night, ins_mode "
+                         "FROM sphere.sequences WHERE arm = 'IFS' ORDER BY sequence_id")
+    assert rows, 'the simulated night has an IFS sequence'
+    sid, prog, night, ins_mode = rows[0]
+    mode = next(name for name, (arm, m) in MODES.items() if (arm, m) == ('IFS', ins_mode))
+    with archive.database.connect() as conn:
+        if not accounts.get_user(conn, 'ifs_pi'):
+            accounts.create_user(conn, 'ifs_pi', 'ifs-password-4444', email='ifs@example.org')
+            accounts.add_membership(conn, 'ifs_pi', prog, 'PI')
+        token = accounts.create_token(conn, 'ifs_pi', 'tests')
+        conn.commit()
+    before = _archive_state(archive, sid)
+    auth = {'Authorization': 'Bearer ' + token}
+    resp = requests.post(base + '/api/requests', headers=auth, timeout=60,
+                         json={'prog_id': prog, 'nights': [night], 'modes': [mode]})
+    assert resp.status_code == 201, resp.text
+    rid = resp.json()['request']['request_id']
+    resp = _api(base, 'POST', f'/api/requests/{rid}/accept', archive, 'staff')
+    assert resp.status_code == 200 and resp.json()['request']['sequence_ids'] == [sid]
+    deadline = time.monotonic() + ENGINE_TIMEOUT_S
+    while True:
+        got = requests.get(f'{base}/api/requests/{rid}', headers=auth, timeout=60).json()
+        if got['request']['state'] in ('done', 'failed'):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(1.0)
+    req = got['request']
+    assert req['state'] == 'done', got['events']
+    assert 'level 1 of the archive reused' in got['events'][-1]['note']
+    products = archive.query('SELECT product_id, product_type, is_current, path FROM '
+                             'sphere.products WHERE product_id = ANY(%s)', (req['product_ids'],))
+    kinds = {r[1] for r in products}
+    assert {'final_image', 'snr_map', 'contrast_curve'} <= kinds
+    assert all(r[0].startswith(f'req{rid}.') and not r[2]
+               and r[3].startswith(f'requests/{rid}/') for r in products)
+    # the archive's reduction finds the companion: the request's does too, with its spectrum
+    if archive.query('SELECT 1 FROM sphere.candidates WHERE sequence_id = %s', (sid,)):
+        assert 'spectrum' in kinds
+    assert _archive_state(archive, sid) == before
+
+
 def test_form_submission_staff_rejection_and_csrf(portal_server, portal_archive,
                                                   private_sequence):
     base, archive = portal_server, portal_archive
