@@ -18,7 +18,8 @@ import dataclasses
 from . import nodes as n
 from .exceptions import ADQLTranslationError
 from .metadata import Column
-from .prefilter import add_healpix_ranges, column_sql
+from .prefilter import (ICRS_LIKE, add_healpix_ranges, column_sql, drop_icrs_frame,
+                        number_value)
 from .stcs import polygon_literal, stcs_to_pgsphere
 
 __all__ = ['morph', 'Morpher', 'use_point_columns']
@@ -27,21 +28,10 @@ _SAME_NAME = {'ABS', 'ACOS', 'ASIN', 'ATAN', 'ATAN2', 'CEILING', 'COS', 'COT', '
               'EXP', 'FLOOR', 'POWER', 'RADIANS', 'SIN', 'SQRT', 'TAN', 'PI', 'LOWER',
               'UPPER', 'COALESCE', 'NULLIF', 'GREATEST', 'LEAST', 'COUNT', 'AVG', 'SUM',
               'MIN', 'MAX'}
-_ICRS_LIKE = {'', 'ICRS', 'J2000', 'UNKNOWNFRAME'}
 
 
 def _f(name, *args):
     return n.SqlFunc(name, tuple(args))
-
-
-def _num_value(node):
-    """The float value of a numeric literal (optionally signed), else None."""
-    if isinstance(node, n.Literal) and node.kind == 'number':
-        return float(node.text)
-    if isinstance(node, n.Unary) and node.op in '+-':
-        v = _num_value(node.operand)
-        return None if v is None else (-v if node.op == '-' else v)
-    return None
 
 
 def _is_point(node):
@@ -100,7 +90,7 @@ class Morpher:
     # -- predicates --------------------------------------------------------
     def m_Comparison(self, node):
         for test, const in ((node.left, node.right), (node.right, node.left)):
-            value = _num_value(const)
+            value = number_value(const)
             if (isinstance(test, n.Cast) and isinstance(test.expr, n.SqlOp)
                     and test.type_name == 'INTEGER' and test.expr.op in ('@', '&&')
                     and value in (0.0, 1.0) and node.op in ('=', '<>')):
@@ -176,7 +166,7 @@ class Morpher:
         """Split off a coordinate-system argument, warning on ones we ignore."""
         if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
             frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
-            if frame.split(' ')[0] not in _ICRS_LIKE:
+            if frame.split(' ')[0] not in ICRS_LIKE:
                 self.warnings.append(f'coordinate system {args[0].text!r} ignored: '
                                      'all positions are taken as ICRS')
             return args[1:]
@@ -205,7 +195,7 @@ class Morpher:
         else:
             x, y = args[0], args[1]
         w, h = args[-2], args[-1]
-        values = [_num_value(v) for v in (x, y, w, h)]
+        values = [number_value(v) for v in (x, y, w, h)]
         if None not in values:
             cx, cy, hw, hh = values[0], values[1], values[2] / 2, values[3] / 2
             return n.SqlRaw(polygon_literal([(cx - hw, cy - hh), (cx - hw, cy + hh),
@@ -220,7 +210,7 @@ class Morpher:
         args = self._frame(args)
         if all(_is_point(a) for a in args):
             return _spoly(list(args))
-        values = [_num_value(v) for v in args]
+        values = [number_value(v) for v in args]
         if None not in values:
             return n.SqlRaw(polygon_literal(list(zip(values[::2], values[1::2]))))
         return _spoly([self._point(a, b) for a, b in zip(args[::2], args[1::2])])
@@ -370,12 +360,9 @@ class _PointColumns:
     @staticmethod
     def stored(node, scope):
         """(qualifier, stored-point tuple) of POINT(frame, t.ra, t.dec), else None."""
-        args = node.args
-        if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
-            frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
-            if frame.split(' ')[0] not in _ICRS_LIKE:
-                return None  # keep the warning about the ignored frame
-            args = args[1:]
+        args = drop_icrs_frame(node.args)
+        if args is None:
+            return None  # another frame: keep the warning about it
         if len(args) != 2 or not all(isinstance(a, n.ColumnRef) for a in args):
             return None
         x, y = args

@@ -12,9 +12,11 @@ security and whatever indexes the pg_sphere column has.
 from . import nodes as n
 from .flatten import flatten
 
-__all__ = ['conjuncts', 'constant_cone', 'add_healpix_ranges']
+__all__ = ['ICRS_LIKE', 'conjuncts', 'constant_cone', 'add_healpix_ranges', 'column_sql',
+           'drop_icrs_frame', 'number_value']
 
-_ICRS_LIKE = {'', 'ICRS', 'J2000', 'UNKNOWNFRAME'}
+#: Coordinate systems taken as ICRS (the first word of an ADQL frame argument).
+ICRS_LIKE = {'', 'ICRS', 'J2000', 'UNKNOWNFRAME'}
 
 
 def conjuncts(node):
@@ -26,13 +28,14 @@ def conjuncts(node):
     return [node]
 
 
-def _number(node):
+def number_value(node):
+    """The float value of a numeric literal (signed, parenthesised or not), else None."""
     while isinstance(node, n.Paren):
         node = node.expr
     if isinstance(node, n.Literal) and node.kind == 'number':
         return float(node.text)
     if isinstance(node, n.Unary) and node.op in '+-':
-        v = _number(node.operand)
+        v = number_value(node.operand)
         return None if v is None else (-v if node.op == '-' else v)
     return None
 
@@ -43,33 +46,33 @@ def _func(node, *names):
     return node if isinstance(node, n.FuncCall) and node.name in names else None
 
 
-def _drop_frame(args):
+def drop_icrs_frame(args):
     """Arguments without a leading ICRS-like frame; None for another frame."""
     if args and isinstance(args[0], n.Literal) and args[0].kind in ('string', 'null'):
         frame = args[0].text.strip().upper() if args[0].kind == 'string' else ''
-        return args[1:] if frame.split(' ')[0] in _ICRS_LIKE else None
+        return args[1:] if frame.split(' ')[0] in ICRS_LIKE else None
     return args
 
 
 def _constant_point(node):
     point = _func(node, 'POINT')
-    args = None if point is None else _drop_frame(point.args)
+    args = None if point is None else drop_icrs_frame(point.args)
     if not args or len(args) != 2:
         return None
-    ra, dec = (_number(a) for a in args)
+    ra, dec = (number_value(a) for a in args)
     return None if ra is None or dec is None else (ra, dec)
 
 
 def _circle(node):
     circle = _func(node, 'CIRCLE')
-    args = None if circle is None else _drop_frame(circle.args)
+    args = None if circle is None else drop_icrs_frame(circle.args)
     if args is None:
         return None
     if len(args) == 3:
-        ra, dec, r = (_number(a) for a in args)
+        ra, dec, r = (number_value(a) for a in args)
         centre = None if ra is None or dec is None else (ra, dec)
     elif len(args) == 2:
-        centre, r = _constant_point(args[0]), _number(args[1])
+        centre, r = _constant_point(args[0]), number_value(args[1])
     else:
         return None
     return None if centre is None or r is None else (*centre, r)
@@ -89,9 +92,9 @@ def constant_cone(term):
     if not isinstance(term, n.Comparison):
         return None
     left, right, op = term.left, term.right, term.op
-    if op == '=' and _number(left) == 1.0:
+    if op == '=' and number_value(left) == 1.0:
         left, right = right, left
-    if op == '=' and _number(right) == 1.0:
+    if op == '=' and number_value(right) == 1.0:
         test = _func(left, 'CONTAINS', 'INTERSECTS')
         if test is None or len(test.args) != 2:
             return None
@@ -104,7 +107,7 @@ def constant_cone(term):
     flipped = {'>': '<', '>=': '<='}
     if op in flipped:
         left, right, op = right, left, flipped[op]
-    distance, r = _func(left, 'DISTANCE'), _number(right)
+    distance, r = _func(left, 'DISTANCE'), number_value(right)
     if op not in ('<', '<=') or distance is None or r is None or len(distance.args) != 2:
         return None
     for point, other in (distance.args, distance.args[::-1]):
