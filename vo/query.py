@@ -335,12 +335,17 @@ class QueryPool:
             raise ServiceUnavailable(f'database error: {exc}') from exc
 
     @staticmethod
-    def _run_bounded(conn, sql, params, binary):
+    def _run_bounded(conn, sql, params, binary, fallback=True):
         # Binary results convert 3 to 5 times faster, but pg_sphere types have no binary
         # output: binary only when no output column is a geometry, in a savepoint so
-        # that a geometry the metadata did not announce falls back to text.
+        # that a geometry the metadata did not announce falls back to text (two round
+        # trips a service that knows its columns does without).
         import psycopg
 
+        if binary and not fallback:
+            cur = conn.cursor(binary=True)
+            cur.execute(sql, params)
+            return cur
         if binary:
             try:
                 with conn.transaction():
@@ -419,7 +424,9 @@ class QueryPool:
             row-level security (never for rows a user will see).
         binary : bool, optional
             Ask for binary results (faster to convert; not for pg_sphere types).
-            Default: when ``columns`` are given and none is a geometry.
+            True: the caller knows that no output column is a pg_sphere type (the
+            query runs as is); default: binary when ``columns`` are given and none
+            is a geometry, falling back to text if an unannounced one turns up.
         binary2 : bool
             The rows will be written as BINARY2: when the result is bounded
             (LIMIT <= `SMALL_LIMIT`), has no parameters and only columns of
@@ -473,10 +480,11 @@ class QueryPool:
                     return packed
             if (limit and int(limit.group(1)) <= SMALL_LIMIT) or (
                     maxrec is not None and maxrec < SMALL_LIMIT):
+                certain = binary is True
                 if binary is None:
                     binary = bool(columns) and not any(c.xtype in _GEOMETRY_XTYPES
                                                        for c in columns)
-                cur = self._run_bounded(conn, sql, params, binary)
+                cur = self._run_bounded(conn, sql, params, binary, fallback=not certain)
                 first = cur.fetchmany(_FETCH_ROWS)
 
                 def more():

@@ -6,6 +6,7 @@ requires (ID_MAIN, POS_EQ_RA_MAIN, POS_EQ_DEC_MAIN); errors are VOTables with
 an INFO named "Error" (SCS 1.03 section 3).
 """
 import dataclasses
+import functools
 
 from .exceptions import UsageError, VOError
 from .params import parse_float, parse_int
@@ -57,8 +58,9 @@ def parse_cone(params, limits):
     return ConeRequest(ra % 360.0, dec, sr, verb, maxrec)
 
 
+@functools.cache
 def cone_fields(table_name, verb):
-    """(column definitions, FIELDs) returned at verbosity ``verb``."""
+    """(column definitions, FIELDs) returned at verbosity ``verb`` (tuples, made once)."""
     from archive.schema import table_def
 
     table, id_col = CONE_TABLES[table_name]
@@ -74,7 +76,7 @@ def cone_fields(table_name, verb):
         if key in _UCD1:
             field = dataclasses.replace(field, ucd=_UCD1[key])
         fields.append(field)
-    return cols, fields
+    return tuple(cols), tuple(fields)
 
 
 def cone_sql(table_name, request):
