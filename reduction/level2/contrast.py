@@ -80,9 +80,11 @@ def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8, exclude_xy=()):
         mean variance over the placements.
     mean : ndarray, shape (n,)
     """
-    from scipy.ndimage import map_coordinates
+    from scipy.ndimage import map_coordinates, spline_filter
 
-    flux = aperture_sum_image(image, fwhm_px)
+    # cubic spline: bilinear reads of aperture sums smooth the ring scatter
+    # (5-8 % low noise at 2-4 FWHM against exact photometry)
+    flux = spline_filter(aperture_sum_image(image, fwhm_px), order=3)
     yc, xc = star_center(image.shape)
     noise, mean = [], []
     for sep in np.atleast_1d(sep_px):
@@ -91,7 +93,8 @@ def noise_per_separation(image, sep_px, fwhm_px, *, n_turns=8, exclude_xy=()):
         # one placement of ~2 pi r / FWHM apertures scatters by 1 / sqrt(2 n)
         ang = (np.arange(n_ap)[None, :] + np.arange(n_turns)[:, None] / n_turns) * step
         ys, xs = yc + sep * np.sin(ang), xc + sep * np.cos(ang)
-        f = map_coordinates(flux, [ys.ravel(), xs.ravel()], order=1).reshape(ang.shape)
+        f = map_coordinates(flux, [ys.ravel(), xs.ravel()], order=3,
+                            prefilter=False).reshape(ang.shape)
         keep = np.ones(ang.shape, bool)
         for x, y in exclude_xy:
             keep &= np.hypot(xs - x, ys - y) >= 3.0 * fwhm_px
@@ -194,7 +197,7 @@ def throughput(cube, angles_deg, psf_norm, fwhm_px, algorithm, sep_px, flux,
             got = aperture_sum_image(frame, fwhm_px) - base
             x = xc - sep_px[idx] * np.sin(np.radians(pa))
             y = yc + sep_px[idx] * np.cos(np.radians(pa))
-            result[branch, idx] = map_coordinates(got, [y, x], order=1) / injected[idx]
+            result[branch, idx] = map_coordinates(got, [y, x], order=3) / injected[idx]
     return result
 
 

@@ -12,6 +12,15 @@ at that position, corrected by the algorithm throughput at its separation. Uncer
 centroid error of a Gaussian of width sigma_psf at that S/N,
 ``sigma_psf / S/N`` per axis (e.g. Lindegren 1978 / Mawet et al. 2014), and
 the aperture-flux error from the ring of background apertures.
+
+The flux of a detected source is then measured by negative fake companions
+(NEGFC, Lagrange et al. 2010; Wertz et al. 2017, `vip_hci.fm.firstguess`):
+the flux whose negative copy, injected at the fitted position, minimises the
+residuals around it after the same speckle subtraction. A bright source
+leaks into the principal components and loses more flux than faint fake
+companions do, so the throughput of faint ones biases its flux; the same
+fit also removes detected sources from the cube before the detection limits
+are measured (`reduction.level2.postprocess.run_postprocess`).
 """
 import numpy as np
 
@@ -19,7 +28,8 @@ from .contrast import flux_ratio_to_mag
 from .geometry import star_center, xy_to_sep_pa
 from .snr import aperture_sum_image, ring_statistics
 
-__all__ = ["find_peaks", "fit_position", "find_candidates"]
+__all__ = ["find_peaks", "fit_position", "find_candidates", "negative_fc_flux",
+           "remove_candidates", "with_flux"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -179,3 +189,148 @@ def find_candidates(image, snr_map, fwhm_px, pixscale_arcsec, *, star_flux=None,
             "contrast_err_mag": float(2.5 / np.log(10) * flux_err / abs(f0)) if f0 else np.nan,
         })
     return candidates
+
+
+def _residual_mask(shape, x, y, fwhm_px):
+    """Pixels within 2 FWHM of (x, y): the source and its ADI lobes' core."""
+    yy, xx = np.indices(shape)
+    return np.hypot(yy - y, xx - x) <= 2.0 * fwhm_px
+
+
+def _flux_per_channel(flux, channel_weights):
+    """A scalar flux, or one per channel in proportion to ``channel_weights``."""
+    if channel_weights is None:
+        return flux
+    return flux * np.asarray(channel_weights, dtype=float)[None]
+
+
+def negative_fc_flux(cube, angles_deg, psf_norm, algorithm, x, y, fwhm_px, flux_guess, *,
+                     image_shape=None, channel_weights=None, max_gain=20.0, rtol=0.01):
+    """Flux of a source by negative fake companion: the one whose removal fits best.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (time, y, x) or (wavelength, time, y, x)
+    angles_deg : ndarray, shape (time,)
+    psf_norm : ndarray
+        Unit template (`reduction.level2.psf.normalize_psf`).
+    algorithm : callable
+        ``algorithm(cube, angles_deg) -> image (y, x)``, the processing that found it.
+    x, y : float
+        Source position in the north-up image (pixels).
+    fwhm_px : float
+    flux_guess : float
+        Its aperture flux in the processed image (before throughput): the
+        true flux lies between this and ``max_gain`` times it.
+    image_shape : tuple of int, optional
+        Shape of the algorithm's images, star on their central pixel (default:
+        the cube's frames; single-pass PCA-ASDI returns a smaller field).
+    channel_weights : ndarray, shape (wavelength,), optional
+        For a 4-d cube, flux per channel relative to the mean (the star's
+        spectrum, i.e. a flat contrast).
+    max_gain : float
+        Largest flux searched, in units of ``flux_guess`` (a throughput of 0.05).
+    rtol : float
+        Relative tolerance on the flux.
+
+    Returns
+    -------
+    float
+        1-FWHM aperture flux in cube units (mean over channels for a 4-d cube).
+
+    Raises
+    ------
+    ValueError
+        If ``flux_guess`` is not positive.
+    """
+    from scipy.optimize import minimize_scalar
+
+    from .contrast import inject_companions
+
+    if not flux_guess > 0:
+        raise ValueError(f"flux_guess must be positive, got {flux_guess}")
+    shape = cube.shape[-2:] if image_shape is None else tuple(image_shape)[-2:]
+    sep_px, pa_deg = xy_to_sep_pa(x, y, shape)
+    mask = _residual_mask(shape, x, y, fwhm_px)
+
+    def cost(flux):
+        neg = inject_companions(cube, psf_norm, angles_deg, [sep_px], [pa_deg],
+                                _flux_per_channel(np.array([-flux]), channel_weights))
+        return float(np.sum(np.square(algorithm(neg, angles_deg)[mask], dtype=np.float64)))
+
+    # one parameter and a near-parabolic cost: Brent's bounded search needs ~10 runs
+    best = minimize_scalar(cost, bounds=(0.0, max_gain * flux_guess), method="bounded",
+                           options={"xatol": rtol * flux_guess})
+    return float(best.x)
+
+
+def remove_candidates(cube, angles_deg, psf_norm, algorithm, candidates, fwhm_px, *,
+                      image_shape=None, channel_weights=None):
+    """Fit every candidate's flux by NEGFC and subtract them all from the cube.
+
+    Parameters
+    ----------
+    cube : ndarray, shape (time, y, x) or (wavelength, time, y, x)
+    angles_deg : ndarray, shape (time,)
+    psf_norm : ndarray
+    algorithm : callable
+        ``algorithm(cube, angles_deg) -> image (y, x)``.
+    candidates : list of dict
+        `find_candidates` output; ``flux`` (aperture flux, throughput 1) seeds
+        each fit.
+    fwhm_px : float
+    image_shape : tuple of int, optional
+    channel_weights : ndarray, shape (wavelength,), optional
+        See `negative_fc_flux`.
+
+    Returns
+    -------
+    cube_clean : ndarray, same shape as ``cube``, float32
+        The cube without the candidates (brightest fitted first, each on the
+        cube without the ones before).
+    fluxes : ndarray, shape (n,)
+        Fitted fluxes, in the order of ``candidates``.
+    """
+    from .contrast import inject_companions
+
+    clean = np.asarray(cube, dtype=np.float32)
+    fluxes = np.full(len(candidates), np.nan)
+    for k, c in enumerate(candidates):
+        guess = c["flux"] * c["throughput"]  # the aperture flux in the image
+        if not guess > 0:
+            continue
+        fluxes[k] = negative_fc_flux(clean, angles_deg, psf_norm, algorithm, c["x"], c["y"],
+                                     fwhm_px, guess, image_shape=image_shape,
+                                     channel_weights=channel_weights)
+        clean = inject_companions(clean, psf_norm, angles_deg, [c["sep_px"]], [c["pa_deg"]],
+                                  _flux_per_channel(np.array([-fluxes[k]]), channel_weights))
+    return clean, fluxes
+
+
+def with_flux(candidate, flux, star_flux=None):
+    """A candidate whose photometry comes from a measured flux (e.g. NEGFC).
+
+    Parameters
+    ----------
+    candidate : dict
+        `find_candidates` entry.
+    flux : float
+        Source flux (1-FWHM aperture, cube units), throughput included.
+    star_flux : float, optional
+        Star flux in the same aperture; without it no contrast is given.
+
+    Returns
+    -------
+    dict
+        A copy with ``flux``, ``flux_err``, ``throughput`` (image aperture flux
+        over ``flux``), ``contrast`` and ``contrast_mag`` updated; unchanged if
+        ``flux`` is not positive and finite.
+    """
+    if not (np.isfinite(flux) and flux > 0):
+        return dict(candidate)
+    f0 = candidate["flux"] * candidate["throughput"]
+    thr = f0 / flux
+    contrast = flux / star_flux if star_flux else np.nan
+    return dict(candidate, flux=float(flux), throughput=float(thr),
+                flux_err=float(candidate["flux_err"] * candidate["throughput"] / thr),
+                contrast=float(contrast), contrast_mag=float(flux_ratio_to_mag(contrast)))
