@@ -14,7 +14,7 @@ import numpy as np
 from .angles import (derotation_angle_deg, derotator_drift_fix_deg, frame_times_mjd,
                      interpolate_parang_deg, DRIFT_FIX_MJD)
 from .badpix import correct_bad_pixels
-from .centring import centre_from_waffle
+from .centring import centre_from_symmetry, centre_from_waffle
 from .exceptions import Level1Warning, SequenceError
 from .filters import irdis_wavelengths_um
 from .geometry import (ANAMORPHISM_XY, DEFAULT_CENTRE_XY, FIELDS, IRDIS_SHAPE,
@@ -225,6 +225,19 @@ def _measure_centres(centre_files, calibrate, params, flags):
     return np.array(mjds), np.array(xys, dtype=float).reshape(-1, 2, 2), results
 
 
+def _symmetry_centres(raw, calibrate, flags):
+    """Without CENTER frame: centres from the halo symmetry of an OBJECT file's median."""
+    fields = split_fields(np.median(calibrate(raw, raw.meta), axis=0))
+    xy, found = [], []
+    for k, name in enumerate(FIELDS):
+        centre, ok = centre_from_symmetry(fields[k], DEFAULT_CENTRE_XY[name])
+        xy.append(centre)  # the default position when the fit failed
+        found.append(ok)
+    _flag(flags, "no CENTER frame: star centre from the coronagraphic halo's symmetry"
+          if all(found) else "no CENTER frame: default star centre where the halo fit failed")
+    return np.array([_start_end(raw.meta)[0]]), np.array([xy], dtype=float)
+
+
 def _centres_at(mjd, centre_mjds, centre_xys):
     """Centre (2 fields, xy) at each time: linear between CENTER files, else default."""
     out = np.empty((mjd.size, 2, 2))
@@ -317,9 +330,9 @@ def build_master_cube(files, calibrations, *, params=MasterCubeParams()):
     mjd = np.array([r[2] for r in rows])
     derot = _continuous([r[5] for r in rows])
 
-    if not by_type["OBJECT,CENTER"]:
-        _flag(flags, "no CENTER frame: default star centre used")
     c_mjd, c_xy, centres = _measure_centres(by_type["OBJECT,CENTER"], calibrate, params, flags)
+    if not by_type["OBJECT,CENTER"]:
+        c_mjd, c_xy = _symmetry_centres(by_type["OBJECT"][0], calibrate, flags)
     frame_xy = _centres_at(mjd, c_mjd, c_xy)
 
     crop = params.crop_px

@@ -36,3 +36,26 @@ def test_waffle_fallback_to_first_guess():
 def test_waffle_rejects_bad_orientation():
     with pytest.raises(ValueError):
         centre_from_waffle(np.zeros((64, 64)), (32, 32), orientation="o")
+
+
+@pytest.mark.parametrize("dx, dy", [(0.31, -0.42), (-0.18, 0.07)])
+def test_symmetry_centre_of_a_coronagraphic_halo(dx, dy):
+    """Without waffle spots: the speckle halo's point symmetry gives the star to 0.05 px."""
+    from scipy import ndimage
+
+    from reduction.level1.centring import centre_from_symmetry
+    from reduction.level2.synthetic import speckle_cube
+
+    halo = speckle_cube(1, 101, [0.0], speckle_level=3e-3, noise_level=0.0, rng=11)[0]
+    img = ndimage.shift(halo.astype(float), (dy, dx), order=3)
+    img += np.random.default_rng(3).normal(0, 2e-3 * img.max(), img.shape)
+    (x, y), ok = centre_from_symmetry(img, (50.0, 50.0))
+    assert ok
+    assert np.hypot(x - 50 - dx, y - 50 - dy) < 0.05
+
+
+def test_symmetry_centre_refuses_an_annulus_off_the_image():
+    from reduction.level1.centring import centre_from_symmetry
+
+    with pytest.raises(ValueError):
+        centre_from_symmetry(np.zeros((40, 40)), (20.0, 20.0), r_out_px=30.0)

@@ -171,9 +171,12 @@ def test_cube_degraded_inputs_are_flagged(night):
     with pytest.warns(Level1Warning):
         cube = build_master_cube(files, night.calibrations(dits=(DIT,)),
                                  params=MasterCubeParams(crop_px=51))
-    assert any("no CENTER" in f for f in cube.flags)
+    assert any("no CENTER frame: star centre from the coronagraphic halo" in f
+               for f in cube.flags)
     assert any("background:2.00" in f for f in cube.flags)
-    assert np.allclose(cube.frames["centre_x_left"], 485.0)
+    # from the halo's symmetry, not the default position (485.0, 0.4 px off)
+    assert np.allclose(cube.frames["centre_x_left"], CENTRES["left"][0], atol=0.05)
+    assert np.allclose(cube.frames["centre_y_right"], CENTRES["right"][1], atol=0.05)
     with pytest.raises(SequenceError):
         build_master_cube([f for f in files if f.meta["dpr_type"] != "OBJECT"],
                           night.calibrations())
