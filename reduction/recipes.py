@@ -67,7 +67,7 @@ BAD_PIXEL_MAP = Recipe("spheredc_ird_bad_pixel_map", "1.0", CalibrationParams(),
 # The AO residual halo holds ~5-8 % of the light between 20 and 150 px from the
 # star (H band): the recorded PSF flux is the star's total flux, so the aperture
 # reaches 150 px (1.8 arcsec) and the residual background is taken beyond it.
-MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.0",
+MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.1",
                      MasterCubeParams(psf=PSFParams(size_px=65, aperture_radius_px=150.0,
                                                     annulus_px=(160.0, 200.0))),
                      "IRD_MASTER_CUBE")
@@ -77,7 +77,7 @@ MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.0",
 # star, beyond the AO control radius (~0.8 arcsec at H): the speckle subtraction
 # and the throughput injections cost ~5 s per field there against minutes on
 # the whole 801-px crop of the master cube.
-LEVEL2 = Recipe("spheredc_ird_level2", "1.0", Level2Params(outer_radius_px=150),
+LEVEL2 = Recipe("spheredc_ird_level2", "1.1", Level2Params(outer_radius_px=150),
                 "IRD_LEVEL2")
 
 # IFS: master cube from the sph_ifs_science_dr cubes (no calibration of ours).
@@ -91,7 +91,7 @@ IFS_MASTER_CUBE = Recipe("spheredc_ifs_master_cube", "1.0", IfsCubeParams(), "IF
 # The star residual zone is 3.5 FWHM (~14 px, 0.10 arcsec at YJ): the
 # coronagraph (N_ALC_YJH_S, 0.0925 arcsec) covers 12.4 IFS pixels, 3.2 FWHM,
 # and its edge leaves bright residuals that are not sources.
-IFS_LEVEL2 = Recipe("spheredc_ifs_level2", "1.0",
+IFS_LEVEL2 = Recipe("spheredc_ifs_level2", "1.1",
                     Level2Params(algorithm="pca_asdi", outer_radius_px=140,
                                  residual_zone_fwhm=3.5), "IFS_LEVEL2")
 
