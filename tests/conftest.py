@@ -132,3 +132,11 @@ def run_cli(*args, env=None, timeout=600, check=False):
     if check and proc.returncode != 0:
         raise AssertionError(f"spheredc {args} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def dict_rows(database, sql, args=()):
+    """Rows of ``sql`` as dicts, read by the archive's owner (no row-level security)."""
+    from psycopg.rows import dict_row
+
+    with database.connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, args).fetchall()

@@ -12,17 +12,10 @@ from astropy.io import fits
 from reduction.level2 import asdi, contrast, geometry, psfsub, synthetic
 from reduction.level2.psf import normalize_psf
 from reduction.recipes import IFS_LEVEL2, LEVEL2
-from tests.conftest import run_cli
+from tests.conftest import dict_rows, run_cli
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "ifs_main"
-
-
-def _rows(database, sql, args=()):
-    from psycopg.rows import dict_row
-
-    with database.connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, args).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +27,8 @@ def ifs(database, small_night):
     proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
     assert proc.returncode in (0, 3), proc.stderr
     first = truth["files"][truth["sequences"][LABEL]["files"][0]]["arcfile"]
-    sid = _rows(database, "SELECT sequence_id FROM sphere.raw_files WHERE arcfile = %s",
-                (first,))[0]["sequence_id"]
+    sid = dict_rows(database, "SELECT sequence_id FROM sphere.raw_files WHERE arcfile = %s",
+                    (first,))[0]["sequence_id"]
     with database.connect(autocommit=True) as conn:
         selected = select_sequences(conn, night=truth["night"])
     (result,) = reduce_sequences([sid], database.settings, level2_recipe=LEVEL2,
@@ -44,9 +37,9 @@ def ifs(database, small_night):
 
 
 def _current(database, sid, product_type, level):
-    return _rows(database, "SELECT * FROM sphere.products WHERE sequence_id = %s AND "
-                           "product_type = %s AND level = %s AND is_current ORDER BY file_name",
-                 (sid, product_type, level))
+    return dict_rows(database, "SELECT * FROM sphere.products WHERE sequence_id = %s AND "
+                               "product_type = %s AND level = %s AND is_current ORDER BY file_name",
+                     (sid, product_type, level))
 
 
 # --- the engine ---------------------------------------------------------------------------
@@ -62,8 +55,8 @@ def test_engine_selects_and_reduces_the_ifs_sequence(ifs, database):
     l2 = result["level2"]
     assert l2["status"] == "done", l2
     assert l2["run_id"].startswith("spheredc_ifs_level2-")
-    n_cands = len(_rows(database, "SELECT 1 FROM sphere.candidates WHERE sequence_id = %s",
-                        (sid,)))
+    n_cands = len(dict_rows(database, "SELECT 1 FROM sphere.candidates WHERE sequence_id = %s",
+                            (sid,)))
     # image, S/N map, curve FITS + PNG, HCI-FITS, two previews, one spectrum per candidate
     assert len(l2["products"]) == 7 + n_cands and n_cands >= 1
     with database.connect(autocommit=True) as conn:
@@ -102,10 +95,10 @@ def test_master_cube_geometry_angles_and_wavelengths(ifs, database):
 def _companions_vs_candidates(truth, database, sid):
     seq = truth["sequences"][LABEL]
     pix = seq["pixscale_arcsec"]
-    cands = _rows(database, "SELECT * FROM sphere.candidates WHERE sequence_id = %s", (sid,))
-    limits = _rows(database, "SELECT sep_arcsec, contrast_mag_5sigma FROM "
-                             "sphere.detection_limits WHERE sequence_id = %s ORDER BY sep_arcsec",
-                   (sid,))
+    cands = dict_rows(database, "SELECT * FROM sphere.candidates WHERE sequence_id = %s", (sid,))
+    limits = dict_rows(database, "SELECT sep_arcsec, contrast_mag_5sigma FROM "
+                                 "sphere.detection_limits WHERE sequence_id = %s "
+                                 "ORDER BY sep_arcsec", (sid,))
     star = np.asarray(seq["star_flux_adu_s"]["cube"])
     pairs = []
     for comp in seq["companions"]:
@@ -151,14 +144,14 @@ def test_candidate_spectra_follow_the_injected_spectrum(ifs, database):
     seq = truth["sequences"][LABEL]
     pairs, _ = _companions_vs_candidates(truth, database, sid)
     root = database.settings.products_dir
-    level1 = {r["product_type"]: r["checksum"] for r in _rows(
+    level1 = {r["product_type"]: r["checksum"] for r in dict_rows(
         database, "SELECT product_type, checksum FROM sphere.products WHERE sequence_id = %s "
                   "AND level = 1 AND is_current AND product_type IN ('master_cube', 'psf_cube')",
         (sid,))}
     for comp, _, cand in pairs:
-        rows = _rows(database, "SELECT * FROM sphere.products WHERE product_type = 'spectrum' "
-                               "AND is_current AND starts_with(product_id, %s)",
-                     (cand["candidate_id"] + ".",))
+        rows = dict_rows(database, "SELECT * FROM sphere.products WHERE product_type = 'spectrum' "
+                                   "AND is_current AND starts_with(product_id, %s)",
+                         (cand["candidate_id"] + ".",))
         assert len(rows) == 1, rows
         spec = rows[0]
         path = root / spec["path"]
@@ -171,8 +164,8 @@ def test_candidate_spectra_follow_the_injected_spectrum(ifs, database):
         assert spec["mjd_start"] < cand["epoch_mjd"] < spec["mjd_end"]
         assert spec["exptime_s"] > 0 and spec["size_bytes"] == path.stat().st_size
         assert spec["target_name"] == seq["target_name"] and spec["release_date"] is not None
-        inputs = _rows(database, "SELECT role, input_checksum FROM sphere.product_inputs "
-                                 "WHERE product_id = %s", (spec["product_id"],))
+        inputs = dict_rows(database, "SELECT role, input_checksum FROM sphere.product_inputs "
+                                     "WHERE product_id = %s", (spec["product_id"],))
         assert {(i["role"], i["input_checksum"]) for i in inputs} == set(level1.items())
 
         table = Table.read(path, format="votable")
@@ -203,9 +196,10 @@ def test_ssa_serves_the_spectra(ifs, database):
     pool = QueryPool(database, size=1)
     try:
         for _, _, cand in pairs:
-            (spec,) = _rows(database, "SELECT * FROM sphere.products WHERE product_type = "
-                                      "'spectrum' AND is_current AND starts_with(product_id, %s)",
-                            (cand["candidate_id"] + ".",))
+            (spec,) = dict_rows(database, "SELECT * FROM sphere.products WHERE product_type = "
+                                          "'spectrum' AND is_current AND "
+                                          "starts_with(product_id, %s)",
+                                (cand["candidate_id"] + ".",))
             reply = ssa_query(pool, {"REQUEST": "queryData",
                                      "POS": f"{cand['ra']},{cand['dec']}", "SIZE": "0.001",
                                      "BAND": "1.0e-6/1.2e-6"}, Limits(), base_url="http://x")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, dict_rows, run_cli
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -22,13 +22,6 @@ def reduce_cli(*args, env=None):
                           timeout=600)
 
 
-def _rows(database, sql, args=()):
-    from psycopg.rows import dict_row
-
-    with database.connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, args).fetchall()
-
-
 @pytest.fixture(scope="module")
 def night(database, small_night):
     """The small night ingested and reduced once with ``spheredc reduce --night``."""
@@ -38,8 +31,8 @@ def night(database, small_night):
     seq_of = {}
     for label, seq in truth["sequences"].items():
         arcfile = truth["files"][seq["files"][0]]["arcfile"]
-        seq_of[label] = _rows(database, "SELECT sequence_id FROM sphere.raw_files "
-                                        "WHERE arcfile = %s", (arcfile,))[0]["sequence_id"]
+        seq_of[label] = dict_rows(database, "SELECT sequence_id FROM sphere.raw_files "
+                                            "WHERE arcfile = %s", (arcfile,))[0]["sequence_id"]
     proc = reduce_cli("--night", truth["night"], "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
@@ -47,9 +40,9 @@ def night(database, small_night):
 
 
 def _product(database, sequence_id, product_type, file_suffix=""):
-    rows = _rows(database, "SELECT * FROM sphere.products WHERE sequence_id = %s AND "
-                           "product_type = %s AND is_current AND file_name LIKE %s",
-                 (sequence_id, product_type, f"%{file_suffix}"))
+    rows = dict_rows(database, "SELECT * FROM sphere.products WHERE sequence_id = %s AND "
+                               "product_type = %s AND is_current AND file_name LIKE %s",
+                     (sequence_id, product_type, f"%{file_suffix}"))
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -154,7 +147,7 @@ def test_master_cube_is_self_describing(night, database):
     truth, seq_of, _ = night
     sid = seq_of["irdis_dbi_main"]
     row = _product(database, sid, "master_cube")
-    raw = _rows(database, "SELECT arcfile FROM sphere.raw_files WHERE sequence_id = %s", (sid,))
+    raw = dict_rows(database, "SELECT arcfile FROM sphere.raw_files WHERE sequence_id = %s", (sid,))
     with _open(database, row) as hdul:
         hdr = hdul[0].header
         assert hdul[0].data.shape == (2, row["n_frames"], 801, 801)
@@ -180,8 +173,8 @@ def test_provenance_and_run_are_recorded(night, database):
     from reduction.products import sha256_file
 
     assert sha256_file(database.settings.products_dir / row["path"]) == row["checksum"]
-    inputs = _rows(database, "SELECT * FROM sphere.product_inputs WHERE product_id = %s",
-                   (row["product_id"],))
+    inputs = dict_rows(database, "SELECT * FROM sphere.product_inputs WHERE product_id = %s",
+                       (row["product_id"],))
     roles = {(i["input_kind"], i["role"]) for i in inputs}
     assert {("raw", "science"), ("raw", "center"), ("raw", "flux"), ("raw", "sky"),
             ("product", "background"), ("product", "flat"), ("product", "bad_pixels")} <= roles
@@ -190,10 +183,10 @@ def test_provenance_and_run_are_recorded(night, database):
     # each calibration product is itself registered with its raw inputs
     for i in inputs:
         if i["input_kind"] == "product":
-            calib = _rows(database, "SELECT level, sequence_id FROM sphere.products "
-                                    "WHERE product_id = %s", (i["input_id"],))
+            calib = dict_rows(database, "SELECT level, sequence_id FROM sphere.products "
+                                        "WHERE product_id = %s", (i["input_id"],))
             assert calib == [{"level": 0, "sequence_id": None}]
-    run = _rows(database, "SELECT * FROM sphere.runs WHERE run_id = %s", (row["run_id"],))[0]
+    run = dict_rows(database, "SELECT * FROM sphere.runs WHERE run_id = %s", (row["run_id"],))[0]
     assert run["status"] == "done" and run["recipe"] == "spheredc_ird_master_cube"
     assert run["inputs_digest"] and run["duration_s"] > 0
     assert {"calibrations", "master_cube", "write"} <= set(run["timings"])
@@ -203,11 +196,11 @@ def test_provenance_and_run_are_recorded(night, database):
 def test_master_cube_is_a_calib_level_2_obscore_row(night, database):
     _, seq_of, _ = night
     sid = seq_of["irdis_dbi_main"]
-    if _rows(database, "SELECT to_regclass('ivoa.obscore') AS v")[0]["v"] is None:
+    if dict_rows(database, "SELECT to_regclass('ivoa.obscore') AS v")[0]["v"] is None:
         pytest.skip("ivoa.obscore not in this schema revision")
-    rows = _rows(database, "SELECT calib_level, dataproduct_type, dataproduct_subtype, s_xel1, "
-                           "s_pixel_scale FROM ivoa.obscore WHERE obs_id = %s "
-                           "AND dataproduct_subtype = 'master_cube'", (sid,))
+    rows = dict_rows(database, "SELECT calib_level, dataproduct_type, dataproduct_subtype, s_xel1, "
+                               "s_pixel_scale FROM ivoa.obscore WHERE obs_id = %s "
+                               "AND dataproduct_subtype = 'master_cube'", (sid,))
     assert rows == [{"calib_level": 2, "dataproduct_type": "cube",
                      "dataproduct_subtype": "master_cube", "s_xel1": 801,
                      "s_pixel_scale": pytest.approx(0.01225)}]
@@ -223,9 +216,9 @@ def test_missing_calibrations_reduce_with_flags(night, database):
     flags = _product(database, sid, "master_cube")["quality_flags"]
     assert {"background_fallback:8.00:DARK,BACKGROUND", "background_missing:2.00:OBJECT,FLUX",
             "no_flat:BB_Ks"} <= set(flags)
-    roles = {i["role"] for i in _rows(database, "SELECT role FROM sphere.product_inputs "
-                                                "WHERE product_id = %s",
-                                      (f"{sid}.master_cube.v1",))}
+    roles = {i["role"] for i in dict_rows(database, "SELECT role FROM sphere.product_inputs "
+                                                    "WHERE product_id = %s",
+                                          (f"{sid}.master_cube.v1",))}
     assert "flat" not in roles and "bad_pixels" in roles
 
 
@@ -237,11 +230,11 @@ def test_refused_sequence_is_recorded_with_its_reason(night, database):
     # the IRDIS recipe refuses IFS cubes (the engine gives them the IFS recipe)
     result = reduce_sequence(sid, database.settings)
     assert result.status == "refused" and "IRDIS" in result.error
-    runs = _rows(database, "SELECT status, error FROM sphere.runs WHERE sequence_id = %s "
-                           "AND recipe = 'spheredc_ird_master_cube'", (sid,))
-    assert runs and all(r["status"] == "refused" and r["error"] for r in runs)
-    assert not _rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s "
+    runs = dict_rows(database, "SELECT status, error FROM sphere.runs WHERE sequence_id = %s "
                                "AND recipe = 'spheredc_ird_master_cube'", (sid,))
+    assert runs and all(r["status"] == "refused" and r["error"] for r in runs)
+    assert not dict_rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s "
+                                   "AND recipe = 'spheredc_ird_master_cube'", (sid,))
 
 
 def test_rerun_gives_identical_bytes_and_reuses_calibrations(night, database):
@@ -249,23 +242,23 @@ def test_rerun_gives_identical_bytes_and_reuses_calibrations(night, database):
 
     _, seq_of, _ = night
     sid = seq_of["irdis_ci_missing"]
-    before = {r["product_id"] for r in _rows(database, "SELECT product_id FROM sphere.products "
-                                                       "WHERE level = 0")}
-    old = {r["file_name"]: r for r in _rows(database, "SELECT * FROM sphere.products WHERE "
-                                                      "sequence_id = %s AND is_current "
-                                                      "AND level = 1", (sid,))}
+    before = {r["product_id"] for r in dict_rows(database, "SELECT product_id FROM sphere.products "
+                                                           "WHERE level = 0")}
+    old = {r["file_name"]: r for r in dict_rows(database, "SELECT * FROM sphere.products WHERE "
+                                                          "sequence_id = %s AND is_current "
+                                                          "AND level = 1", (sid,))}
     result = reduce_sequence(sid, database.settings)
     assert result.status == "done", result.error
-    new = {r["file_name"]: r for r in _rows(database, "SELECT * FROM sphere.products WHERE "
-                                                      "sequence_id = %s AND is_current "
-                                                      "AND level = 1", (sid,))}
+    new = {r["file_name"]: r for r in dict_rows(database, "SELECT * FROM sphere.products WHERE "
+                                                          "sequence_id = %s AND is_current "
+                                                          "AND level = 1", (sid,))}
     assert set(new) == set(old)
     for name in new:
         assert new[name]["version"] == old[name]["version"] + 1
         assert new[name]["checksum"] == old[name]["checksum"], name
-    after = {r["product_id"] for r in _rows(database, "SELECT product_id FROM sphere.products "
-                                                      "WHERE level = 0")}
+    after = {r["product_id"] for r in dict_rows(database, "SELECT product_id FROM sphere.products "
+                                                          "WHERE level = 0")}
     assert after == before  # master background, bad-pixel map reused, not redone
-    stale = _rows(database, "SELECT is_current FROM sphere.products WHERE product_id = %s",
-                  (f"{sid}.master_cube.v{old[next(iter(old))]['version']}",))
+    stale = dict_rows(database, "SELECT is_current FROM sphere.products WHERE product_id = %s",
+                      (f"{sid}.master_cube.v{old[next(iter(old))]['version']}",))
     assert stale == [{"is_current": False}]

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from reduction.targets import ARCHIVE, ProductTarget, request_params
-from tests.conftest import run_cli
+from tests.conftest import dict_rows, run_cli
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "ifs_main"
@@ -18,24 +18,17 @@ REQUEST_ID = 6006
 PARAMETERS = {"algorithm": "pca", "frame_selection": {"z_max": 6.0}}
 
 
-def _rows(database, sql, args=()):
-    from psycopg.rows import dict_row
-
-    with database.connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, args).fetchall()
-
-
 def _archive_state(database, sid):
     """The archive's own reduction of the sequence: the request must not change it."""
     from reduction.engine import select_sequences
     from reduction.recipes import LEVEL2
 
-    current = _rows(database, "SELECT product_id, version, checksum, is_current FROM "
-                              "sphere.products WHERE sequence_id = %s AND is_current "
-                              "ORDER BY 1", (sid,))
-    cands = _rows(database, "SELECT * FROM sphere.candidates WHERE sequence_id = %s "
-                            "ORDER BY candidate_id", (sid,))
-    limits = _rows(database, "SELECT count(*) AS n FROM sphere.detection_limits")
+    current = dict_rows(database, "SELECT product_id, version, checksum, is_current FROM "
+                                  "sphere.products WHERE sequence_id = %s AND is_current "
+                                  "ORDER BY 1", (sid,))
+    cands = dict_rows(database, "SELECT * FROM sphere.candidates WHERE sequence_id = %s "
+                                "ORDER BY candidate_id", (sid,))
+    limits = dict_rows(database, "SELECT count(*) AS n FROM sphere.detection_limits")
     with database.connect(autocommit=True) as conn:
         pending = select_sequences(conn, pending=True, level2_recipe=LEVEL2)
     return current, cands, limits, pending
@@ -50,11 +43,11 @@ def ifs_request(database, small_night):
     proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
     assert proc.returncode in (0, 3), proc.stderr
     first = truth["files"][truth["sequences"][LABEL]["files"][0]]["arcfile"]
-    (seq,) = _rows(database, "SELECT s.* FROM sphere.sequences s JOIN sphere.raw_files r "
-                             "USING (sequence_id) WHERE r.arcfile = %s", (first,))
+    (seq,) = dict_rows(database, "SELECT s.* FROM sphere.sequences s JOIN sphere.raw_files r "
+                                 "USING (sequence_id) WHERE r.arcfile = %s", (first,))
     sid = seq["sequence_id"]
-    if not _rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s AND "
-                           "is_current AND product_type = 'master_cube'", (sid,)):
+    if not dict_rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s AND "
+                               "is_current AND product_type = 'master_cube'", (sid,)):
         # alone (test_ifs.py did not reduce it in this session): level 1 is enough
         (done,) = reduce_sequences([sid], database.settings, use_dask=False)
         assert done["status"] == "done", done
@@ -71,12 +64,12 @@ def test_request_reduces_the_ifs_sequence(ifs_request, database):
     truth, seq, _, result, _, _ = ifs_request
     assert result["status"] == "done", result
     assert result["error"] is None and result["reused_level1"] is None
-    runs = _rows(database, "SELECT run_id, recipe, status, sequence_id FROM sphere.runs "
-                           "WHERE run_id = ANY(%s)", (result["run_ids"],))
+    runs = dict_rows(database, "SELECT run_id, recipe, status, sequence_id FROM sphere.runs "
+                               "WHERE run_id = ANY(%s)", (result["run_ids"],))
     assert sorted(r["recipe"] for r in runs) == ["spheredc_ifs_level2",
                                                  "spheredc_ifs_master_cube"]
     assert all(r["status"] == "done" and r["sequence_id"] == seq["sequence_id"] for r in runs)
-    types = {r["product_type"] for r in _rows(
+    types = {r["product_type"] for r in dict_rows(
         database, "SELECT product_type FROM sphere.products WHERE product_id = ANY(%s)",
         (result["product_ids"],))}
     assert types >= {"master_cube", "psf_cube", "final_image", "snr_map", "contrast_curve",
@@ -86,8 +79,8 @@ def test_request_reduces_the_ifs_sequence(ifs_request, database):
 def test_request_products_are_private_and_apart(ifs_request, database):
     _, seq, _, result, _, now = ifs_request
     rid = REQUEST_ID
-    rows = _rows(database, "SELECT * FROM sphere.products WHERE product_id = ANY(%s)",
-                 (result["product_ids"],))
+    rows = dict_rows(database, "SELECT * FROM sphere.products WHERE product_id = ANY(%s)",
+                     (result["product_ids"],))
     assert len(rows) == len(result["product_ids"]) > 10
     floor = now + datetime.timedelta(days=364)
     root = database.settings.products_dir
@@ -102,14 +95,14 @@ def test_request_products_are_private_and_apart(ifs_request, database):
             assert row["release_date"] >= seq["release_date"]
     # versions from the sequence's own count: the request's master cube follows the archive's
     (cube,) = [r for r in rows if r["product_type"] == "master_cube"]
-    older = _rows(database, "SELECT max(version) AS v FROM sphere.products WHERE sequence_id "
-                            "= %s AND product_type = 'master_cube' AND product_id <> %s",
-                  (seq["sequence_id"], cube["product_id"]))[0]["v"]
+    older = dict_rows(database, "SELECT max(version) AS v FROM sphere.products WHERE sequence_id "
+                                "= %s AND product_type = 'master_cube' AND product_id <> %s",
+                      (seq["sequence_id"], cube["product_id"]))[0]["v"]
     assert cube["version"] == older + 1
     # level 2 read the request's master cube and PSF, not the archive's current ones
     (image,) = [r for r in rows if r["product_type"] == "final_image"]
-    inputs = _rows(database, "SELECT input_id FROM sphere.product_inputs WHERE product_id = %s",
-                   (image["product_id"],))
+    inputs = dict_rows(database, "SELECT input_id FROM sphere.product_inputs WHERE product_id = %s",
+                       (image["product_id"],))
     psf = next(r for r in rows if r["product_type"] == "psf_cube")
     assert {i["input_id"] for i in inputs} == {cube["product_id"], psf["product_id"]}
     # a spectrum per candidate found by the request, named as the engine names them
@@ -124,8 +117,8 @@ def test_archive_reduction_unchanged_and_tables_untouched(ifs_request, database)
     assert before[0] and all(r["is_current"] for r in before[0])
     # no candidate or limit row points to the request's products
     for table in ("sphere.candidates", "sphere.detection_limits"):
-        assert not _rows(database, f"SELECT 1 FROM {table} WHERE product_id = ANY(%s)",
-                         (result["product_ids"],))
+        assert not dict_rows(database, f"SELECT 1 FROM {table} WHERE product_id = ANY(%s)",
+                             (result["product_ids"],))
 
 
 def test_request_runs_digests_include_the_request(ifs_request, database):
@@ -133,7 +126,7 @@ def test_request_runs_digests_include_the_request(ifs_request, database):
     from reduction.sequence_io import load_sequence
 
     _, seq, _, result, (level1, level2), _ = ifs_request
-    runs = {r["recipe"]: r for r in _rows(
+    runs = {r["recipe"]: r for r in dict_rows(
         database, "SELECT recipe, inputs_digest FROM sphere.runs WHERE run_id = ANY(%s)",
         (result["run_ids"],))}
     with database.connect(autocommit=True) as conn:
@@ -142,7 +135,7 @@ def test_request_runs_digests_include_the_request(ifs_request, database):
     tag = f"request:{REQUEST_ID}"
     assert runs[recipe1.name]["inputs_digest"] == inputs_digest(recipe1, [*checksums, tag])
     assert runs[recipe1.name]["inputs_digest"] != inputs_digest(recipe1, checksums)
-    cube_sums = [r["checksum"] for r in _rows(
+    cube_sums = [r["checksum"] for r in dict_rows(
         database, "SELECT checksum FROM sphere.products WHERE product_id = ANY(%s) AND "
                   "product_type IN ('master_cube', 'psf_cube')", (result["product_ids"],))]
     recipe2 = IFS_LEVEL2.with_params(level2[0])
@@ -153,7 +146,7 @@ def test_ifs_request_for_another_algorithm_is_a_note(ifs_request, database):
     from reduction.engine import reduce_for_request
 
     _, seq, _, _, _, _ = ifs_request
-    n_runs = _rows(database, "SELECT count(*) AS n FROM sphere.runs")[0]["n"]
+    n_runs = dict_rows(database, "SELECT count(*) AS n FROM sphere.runs")[0]["n"]
     level1, level2 = request_params("IFS", {"algorithm": "median"})
     target = ProductTarget.for_request(REQUEST_ID + 1)
     out = reduce_for_request(seq["sequence_id"], level1, level2, settings=database.settings,
@@ -165,7 +158,7 @@ def test_ifs_request_for_another_algorithm_is_a_note(ifs_request, database):
     out = reduce_for_request(seq["sequence_id"], irdis1, [], settings=database.settings,
                              target=target)
     assert out["status"] == "failed" and "MasterCubeParams" in out["error"]
-    assert _rows(database, "SELECT count(*) AS n FROM sphere.runs")[0]["n"] == n_runs
+    assert dict_rows(database, "SELECT count(*) AS n FROM sphere.runs")[0]["n"] == n_runs
 
 
 # --- the pieces ----------------------------------------------------------------------------
