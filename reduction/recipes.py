@@ -76,9 +76,12 @@ MASTER_CUBE = Recipe("spheredc_ird_master_cube", "1.1",
 # S/N threshold 5. Frames are cropped to 150 px (1.84 arcsec at H) around the
 # star, beyond the AO control radius (~0.8 arcsec at H): the speckle subtraction
 # and the throughput injections cost ~5 s per field there against minutes on
-# the whole 801-px crop of the master cube.
-LEVEL2 = Recipe("spheredc_ird_level2", "1.1", Level2Params(outer_radius_px=150),
-                "IRD_LEVEL2")
+# the whole 801-px crop of the master cube. The star residual zone is 3 FWHM
+# (~12 px, 0.15 arcsec at H): the coronagraph (N_ALC_YJH_S, 0.0925 arcsec) covers
+# 7.5 IRDIS pixels, ~1.9 FWHM, and its edge leaves bright residuals within about
+# one FWHM of it (a S/N 5.3 one at 8 px on simulator seed 2); as for IFS below.
+LEVEL2 = Recipe("spheredc_ird_level2", "1.1",
+                Level2Params(outer_radius_px=150, residual_zone_fwhm=3.0), "IRD_LEVEL2")
 
 # IFS: master cube from the sph_ifs_science_dr cubes (no calibration of ours).
 IFS_MASTER_CUBE = Recipe("spheredc_ifs_master_cube", "1.0", IfsCubeParams(), "IFS_MASTER_CUBE")

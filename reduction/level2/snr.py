@@ -151,7 +151,7 @@ def snr_map(image, fwhm_px, *, inner_radius_px=None, outer_radius_px=None):
     return out
 
 
-def snr_at(image, x, y, fwhm_px):
+def snr_at(image, x, y, fwhm_px, *, exclude_negative_lobes=False):
     """S/N of one (sub-pixel) position with exact photometry, by `vip_hci.metrics.snr`.
 
     Parameters
@@ -160,6 +160,9 @@ def snr_at(image, x, y, fwhm_px):
     x, y : float
         Position in pixels.
     fwhm_px : float
+    exclude_negative_lobes : bool
+        Leave the two background apertures beside the source out of the noise:
+        the negative ADI lobes of a real source sit there and inflate it.
 
     Returns
     -------
@@ -167,4 +170,5 @@ def snr_at(image, x, y, fwhm_px):
     """
     from vip_hci.metrics import snr
 
-    return float(snr(np.asarray(image, dtype=float), (float(x), float(y)), float(fwhm_px)))
+    return float(snr(np.asarray(image, dtype=float), (float(x), float(y)), float(fwhm_px),
+                     exclude_negative_lobes=exclude_negative_lobes))
