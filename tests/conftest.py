@@ -140,3 +140,25 @@ def dict_rows(database, sql, args=()):
 
     with database.connect(autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, args).fetchall()
+
+
+def ingest_small_night(database, small_night):
+    """Ingest the small night (`small_night` fixture) with ``spheredc ingest``.
+
+    Returns
+    -------
+    truth : dict
+        The simulator's truth.
+    sequence_ids : dict
+        Truth label of each sequence to its ``sphere.sequences.sequence_id``.
+    """
+    folder, truth = small_night
+    proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
+    assert proc.returncode in (0, 3), proc.stderr
+    sequence_ids = {}
+    for label, seq in truth["sequences"].items():
+        arcfile = truth["files"][seq["files"][0]]["arcfile"]
+        sequence_ids[label] = dict_rows(database, "SELECT sequence_id FROM sphere.raw_files "
+                                                  "WHERE arcfile = %s",
+                                        (arcfile,))[0]["sequence_id"]
+    return truth, sequence_ids

@@ -12,7 +12,7 @@ from astropy.io import fits
 from reduction.level2 import asdi, contrast, geometry, psfsub, synthetic
 from reduction.level2.psf import normalize_psf
 from reduction.recipes import IFS_LEVEL2, LEVEL2
-from tests.conftest import dict_rows, run_cli
+from tests.conftest import dict_rows, ingest_small_night
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "ifs_main"
@@ -23,12 +23,8 @@ def ifs(database, small_night):
     """The small night ingested; its IFS sequence reduced (levels 1 and 2) by the engine."""
     from reduction.engine import reduce_sequences, select_sequences
 
-    folder, truth = small_night
-    proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
-    assert proc.returncode in (0, 3), proc.stderr
-    first = truth["files"][truth["sequences"][LABEL]["files"][0]]["arcfile"]
-    sid = dict_rows(database, "SELECT sequence_id FROM sphere.raw_files WHERE arcfile = %s",
-                    (first,))[0]["sequence_id"]
+    truth, sequence_ids = ingest_small_night(database, small_night)
+    sid = sequence_ids[LABEL]
     with database.connect(autocommit=True) as conn:
         selected = select_sequences(conn, night=truth["night"])
     (result,) = reduce_sequences([sid], database.settings, level2_recipe=LEVEL2,

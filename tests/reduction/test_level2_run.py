@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from reduction.recipes import LEVEL2
-from tests.conftest import dict_rows, run_cli
+from tests.conftest import dict_rows, ingest_small_night, run_cli
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -18,14 +18,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def night(database, small_night):
     """The small night ingested and reduced (levels 1 and 2) in this process's archive."""
-    folder, truth = small_night
-    proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
-    assert proc.returncode in (0, 3), proc.stderr
-    seq_of = {}
-    for label, seq in truth["sequences"].items():
-        arcfile = truth["files"][seq["files"][0]]["arcfile"]
-        seq_of[label] = dict_rows(database, "SELECT sequence_id FROM sphere.raw_files "
-                                            "WHERE arcfile = %s", (arcfile,))[0]["sequence_id"]
+    truth, seq_of = ingest_small_night(database, small_night)
     proc = run_cli("reduce", "--night", truth["night"], "--no-dask", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return truth, seq_of, json.loads(proc.stdout)

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from reduction.targets import ARCHIVE, ProductTarget, request_params
-from tests.conftest import dict_rows, run_cli
+from tests.conftest import dict_rows, ingest_small_night
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "ifs_main"
@@ -39,13 +39,10 @@ def ifs_request(database, small_night):
     """The IFS sequence reduced by the archive (level 1 at least), then for a request."""
     from reduction.engine import map_sequences, reduce_for_request, reduce_sequences
 
-    folder, truth = small_night
-    proc = run_cli("ingest", *sorted(folder.glob("SPHER.*")))
-    assert proc.returncode in (0, 3), proc.stderr
-    first = truth["files"][truth["sequences"][LABEL]["files"][0]]["arcfile"]
-    (seq,) = dict_rows(database, "SELECT s.* FROM sphere.sequences s JOIN sphere.raw_files r "
-                                 "USING (sequence_id) WHERE r.arcfile = %s", (first,))
-    sid = seq["sequence_id"]
+    truth, sequence_ids = ingest_small_night(database, small_night)
+    sid = sequence_ids[LABEL]
+    (seq,) = dict_rows(database, "SELECT * FROM sphere.sequences WHERE sequence_id = %s",
+                       (sid,))
     if not dict_rows(database, "SELECT 1 FROM sphere.products WHERE sequence_id = %s AND "
                                "is_current AND product_type = 'master_cube'", (sid,)):
         # alone (test_ifs.py did not reduce it in this session): level 1 is enough
