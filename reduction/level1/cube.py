@@ -145,6 +145,24 @@ def _start_end(meta):
     return start, (None if end is None else _mjd(end))
 
 
+def _science_files_by_type(files, crop_px):
+    """OBJECT, OBJECT,CENTER and OBJECT,FLUX files, each in time order.
+
+    Raises
+    ------
+    SequenceError
+        If ``crop_px`` is not odd or there is no OBJECT file.
+    """
+    if crop_px % 2 != 1:
+        raise SequenceError(f"crop size must be odd, got {crop_px}")
+    files = sorted(files, key=lambda f: _start_end(f.meta)[0])
+    by_type = {t: [f for f in files if f.meta.get("dpr_type") == t]
+               for t in ("OBJECT", "OBJECT,CENTER", "OBJECT,FLUX")}
+    if not by_type["OBJECT"]:
+        raise SequenceError("the sequence has no OBJECT file")
+    return by_type
+
+
 def _flag(flags, message):
     flags.append(message)
     warnings.warn(message, Level1Warning, stacklevel=3)
@@ -310,13 +328,7 @@ def build_master_cube(files, calibrations, *, params=MasterCubeParams()):
     """
     from astropy.table import Table
 
-    if params.crop_px % 2 != 1:
-        raise SequenceError(f"crop size must be odd, got {params.crop_px}")
-    files = sorted(files, key=lambda f: _start_end(f.meta)[0])
-    by_type = {t: [f for f in files if f.meta.get("dpr_type") == t]
-               for t in ("OBJECT", "OBJECT,CENTER", "OBJECT,FLUX")}
-    if not by_type["OBJECT"]:
-        raise SequenceError("the sequence has no OBJECT file")
+    by_type = _science_files_by_type(files, params.crop_px)
     flags = []
     calibrate = _Calibrator(calibrations, flags)
 

@@ -21,7 +21,7 @@ import numpy as np
 from .angles import INSTRUMENT_OFFSET_DEG
 from .centring import centre_from_waffle
 from .cube import (MasterCube, _averaged_psf, _continuous, _file_angles, _flag,
-                   _start_end)
+                   _science_files_by_type, _start_end)
 from .exceptions import SequenceError
 from .geometry import ANAMORPHISM_XY, PIXSCALE_ARCSEC, recentre
 from .normalise import normalise_flux
@@ -253,13 +253,7 @@ def build_ifs_master_cube(files, wavelengths_um, *, params=IfsCubeParams()):
     """
     from astropy.table import Table
 
-    if params.crop_px % 2 != 1:
-        raise SequenceError(f"crop size must be odd, got {params.crop_px}")
-    files = sorted(files, key=lambda f: _start_end(f.meta)[0])
-    by_type = {t: [f for f in files if f.meta.get("dpr_type") == t]
-               for t in ("OBJECT", "OBJECT,CENTER", "OBJECT,FLUX")}
-    if not by_type["OBJECT"]:
-        raise SequenceError("the sequence has no OBJECT file")
+    by_type = _science_files_by_type(files, params.crop_px)
     wavelengths_um = np.asarray(wavelengths_um, dtype=np.float64).ravel()
     flags = []
 
