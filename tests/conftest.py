@@ -162,3 +162,22 @@ def ingest_small_night(database, small_night):
                                                   "WHERE arcfile = %s",
                                         (arcfile,))[0]["sequence_id"]
     return truth, sequence_ids
+
+
+def nearest_candidate(cands, comp, pixscale_arcsec):
+    """``(candidate, distance_px)`` of the candidate row nearest a simulated companion.
+
+    ``cands`` are ``sphere.candidates`` rows (dicts), ``comp`` a truth companion
+    (``sep_arcsec``, ``pa_deg``); ``(None, inf)`` when there is no candidate.
+    """
+    import numpy as np
+
+    if not cands:
+        return None, float("inf")
+    dx = [c["dra_arcsec"] - comp["sep_arcsec"] * np.sin(np.radians(comp["pa_deg"]))
+          for c in cands]
+    dy = [c["ddec_arcsec"] - comp["sep_arcsec"] * np.cos(np.radians(comp["pa_deg"]))
+          for c in cands]
+    dist_px = np.hypot(dx, dy) / pixscale_arcsec
+    k = int(np.argmin(dist_px))
+    return cands[k], float(dist_px[k])

@@ -12,7 +12,7 @@ from astropy.io import fits
 from reduction.level2 import asdi, contrast, geometry, psfsub, synthetic
 from reduction.level2.psf import normalize_psf
 from reduction.recipes import IFS_LEVEL2, LEVEL2
-from tests.conftest import dict_rows, ingest_small_night
+from tests.conftest import dict_rows, ingest_small_night, nearest_candidate
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "ifs_main"
@@ -104,13 +104,9 @@ def _companions_vs_candidates(truth, database, sid):
                           [r["contrast_mag_5sigma"] for r in limits])
         if mag > limit:
             continue  # fainter than the measured 5-sigma limit: not required
-        dx = [c["dra_arcsec"] - comp["sep_arcsec"] * np.sin(np.radians(comp["pa_deg"]))
-              for c in cands]
-        dy = [c["ddec_arcsec"] - comp["sep_arcsec"] * np.cos(np.radians(comp["pa_deg"]))
-              for c in cands]
-        dist_px = np.hypot(dx, dy) / pix
-        assert len(cands) and dist_px.min() < 2.0, (comp, cands)
-        pairs.append((comp, mag, cands[int(np.argmin(dist_px))]))
+        cand, dist_px = nearest_candidate(cands, comp, pix)
+        assert dist_px < 2.0, (comp, cands)
+        pairs.append((comp, mag, cand))
     return pairs, cands
 
 

@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from reduction.recipes import LEVEL2
-from tests.conftest import dict_rows, ingest_small_night, run_cli
+from tests.conftest import dict_rows, ingest_small_night, nearest_candidate, run_cli
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -78,13 +78,8 @@ def test_companions_detected_with_accurate_astrometry_and_photometry(night, data
             limit = _limit_mag(database, sid, filt, comp["sep_arcsec"])
             if comp["delta_mag"][k] > limit:
                 continue  # fainter than the measured 5-sigma limit: not required
-            dx = [c["dra_arcsec"] - comp["sep_arcsec"] * np.sin(np.radians(comp["pa_deg"]))
-                  for c in cands]
-            dy = [c["ddec_arcsec"] - comp["sep_arcsec"] * np.cos(np.radians(comp["pa_deg"]))
-                  for c in cands]
-            dist_px = np.hypot(dx, dy) / pix
-            assert len(cands) and dist_px.min() < 2.0, (filt, comp, cands)
-            c = cands[int(np.argmin(dist_px))]
+            c, dist_px = nearest_candidate(cands, comp, pix)
+            assert dist_px < 2.0, (filt, comp, cands)
             matched.add(c["candidate_id"])
             assert abs(c["sep_arcsec"] - comp["sep_arcsec"]) / pix <= 0.5, (filt, c, comp)
             if c["snr"] >= 10:

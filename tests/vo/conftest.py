@@ -188,3 +188,28 @@ def vo_server(vo_archive, database):
                 '--workers', '2', '--async-workers', '2') as url:
         yield url
 
+
+def private_candidate(database, member):
+    """A candidate made proprietary, and ``member`` made PI of its programme, for one query.
+
+    Returns
+    -------
+    hidden : str
+        The candidate's id.
+    setup : callable
+        ``setup(conn)`` for `vo.query.QueryPool.execute`: runs inside the query's
+        transaction and is rolled back with it.
+    """
+    with database.connect() as conn:
+        hidden, = conn.execute('SELECT candidate_id FROM sphere.candidates '
+                               'WHERE prog_id IS NOT NULL ORDER BY 1 LIMIT 1').fetchone()
+
+    def setup(conn):
+        conn.execute("UPDATE sphere.candidates SET release_date = now() + interval '1 year' "
+                     'WHERE candidate_id = %s', (hidden,))
+        conn.execute("INSERT INTO accounts.users (username, password_hash) VALUES (%s, 'x')",
+                     (member,))
+        conn.execute("INSERT INTO accounts.memberships (username, prog_id, role) "
+                     "SELECT %s, prog_id, 'PI' FROM sphere.candidates "
+                     'WHERE candidate_id = %s', (member, hidden))
+    return hidden, setup

@@ -15,6 +15,7 @@ import pytest
 import requests
 from astropy.io.votable import parse_single_table
 
+from tests.vo.conftest import private_candidate
 from vo.exceptions import QueryError
 from vo.query import QueryPool, as_viewer
 from vo.votable import B64_LINE_BYTES, stream_votable
@@ -123,18 +124,7 @@ def test_failures_of_the_packing_fall_back_and_errors_stay_the_same(pool):
 
 
 def test_row_level_security_applies_to_packed_rows(pool, database, vo_archive):
-    with database.connect() as conn:
-        hidden, = conn.execute('SELECT candidate_id FROM sphere.candidates '
-                               'WHERE prog_id IS NOT NULL ORDER BY 1 LIMIT 1').fetchone()
-
-    def setup(conn):  # inside the query's transaction, rolled back with it
-        conn.execute("UPDATE sphere.candidates SET release_date = now() + interval '1 year' "
-                     'WHERE candidate_id = %s', (hidden,))
-        conn.execute("INSERT INTO accounts.users (username, password_hash) "
-                     "VALUES ('b2member', 'x')")
-        conn.execute("INSERT INTO accounts.memberships (username, prog_id, role) "
-                     "SELECT 'b2member', prog_id, 'PI' FROM sphere.candidates "
-                     'WHERE candidate_id = %s', (hidden,))
+    hidden, setup = private_candidate(database, 'b2member')
 
     sql = ('SELECT candidate_id, ra, "dec", contrast_mag, prog_id FROM sphere.candidates '
            'ORDER BY candidate_id LIMIT 1000')

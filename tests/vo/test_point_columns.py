@@ -6,6 +6,7 @@ role under row-level security (pg_sphere's point tests are LEAKPROOF).
 """
 import pytest
 
+from tests.vo.conftest import private_candidate
 from vo.adql import translate
 from vo.query import QueryPool, as_viewer
 from vo.tap import point_columns
@@ -167,18 +168,10 @@ def test_migration_0004(database):
 def test_policies_hold_in_parallel_plans(pool, database, vo_archive):
     # The viewer functions are PARALLEL SAFE now: with parallel plans forced, a
     # proprietary row is still hidden from others and shown to its programme.
-    with database.connect() as conn:
-        hidden, = conn.execute('SELECT candidate_id FROM sphere.candidates '
-                               'WHERE prog_id IS NOT NULL ORDER BY 1 LIMIT 1').fetchone()
+    hidden, private = private_candidate(database, 'parallel_pi')
 
     def setup(conn):  # inside the query's transaction, rolled back with it
-        conn.execute("UPDATE sphere.candidates SET release_date = now() + interval '1 year' "
-                     'WHERE candidate_id = %s', (hidden,))
-        conn.execute("INSERT INTO accounts.users (username, password_hash) "
-                     "VALUES ('parallel_pi', 'x')")
-        conn.execute("INSERT INTO accounts.memberships (username, prog_id, role) "
-                     "SELECT 'parallel_pi', prog_id, 'PI' FROM sphere.candidates "
-                     'WHERE candidate_id = %s', (hidden,))
+        private(conn)
         for setting in ('parallel_setup_cost = 0', 'parallel_tuple_cost = 0',
                         'min_parallel_table_scan_size = 0', 'force_parallel_mode = on'):
             conn.execute(f'SET LOCAL {setting}')
